@@ -1,0 +1,20 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+# torch is installed first and pinned: its CPU wheel is local; any other torch pulls a CUDA build.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rr-installed
+
+.PHONY: demo test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/rr demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest

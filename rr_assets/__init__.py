@@ -1,0 +1,1 @@
+"""rr: reasoning rerankers distilled from a teacher LLM, orchestrated as Dagster assets."""

@@ -1,0 +1,149 @@
+"""The `rr` command line: demo, run, rerank, ui."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
+
+
+def _activate(config_path: str | Path) -> RRConfig:
+    """Point Dagster and rr at one config: RR_CONFIG and a DAGSTER_HOME inside RR_HOME."""
+    config = load_config(config_path)
+    os.environ["RR_CONFIG"] = config.source_file
+    os.environ["RR_HOME"] = config.home
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or Path(config.home) / "dagster")
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return config
+
+
+def materialize(config: RRConfig, selection: str | None = None, collections: list[str] | None = None) -> bool:
+    """Run the pipeline job for each collection partition on the DagsterInstance of DAGSTER_HOME."""
+    import dagster as dg
+
+    from rr_assets.definitions import PIPELINE_JOB, build_definitions
+    from rr_assets.partitions import collection_partitions
+
+    defs = build_definitions(config)
+    names = collections or [c.name for c in config.collections]
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(collection_partitions.name, names)
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    asset_selection = dg.AssetSelection.from_string(selection) if selection else None
+    ok = True
+    for name in names:
+        result = job.execute_in_process(
+            partition_key=name, instance=instance, asset_selection=(
+                list(asset_selection.resolve(defs.resolve_asset_graph())) if asset_selection else None
+            ), raise_on_error=False,
+        )
+        print(f"collection {name}: {'success' if result.success else 'FAILED'} (dagster run {result.run_id})")
+        ok = ok and result.success
+    return ok
+
+
+def _print_reports(config: RRConfig) -> None:
+    from rr_assets.core.reports import format_table
+
+    for source in config.collections:
+        path = Path(config.home) / "reports" / source.name / "metrics.json"
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            print(f"\n{source.name} ({metrics['queries']} evaluation queries)")
+            print(format_table(metrics["systems"]))
+            print(f"report: {path.parent / 'report.md'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _activate(args.config)
+    ok = materialize(config, args.select, args.collection)
+    _print_reports(config)
+    return 0 if ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.config, args.select, args.collection = str(DEMO_CONFIG), None, None
+    return cmd_run(args)
+
+
+def cmd_rerank(args: argparse.Namespace) -> int:
+    from rr_assets.core.collections import CollectionError
+    from rr_assets.core.scoring import StudentReranker
+
+    documents = []
+    with open(args.docs, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                documents.append((str(record["_id"]), f"{record.get('title', '')} {record['text']}".strip()))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise CollectionError(f"{args.docs} line {line_no}: need a JSON object with '_id' and 'text' ({exc})")
+    reranker = StudentReranker(args.checkpoint)
+    scored = reranker.explain(args.query, documents) if args.explain else reranker.score(args.query, documents)
+    ranked = sorted(scored, key=lambda s: -s.score)
+    out = [{"rank": i, "doc_id": s.doc_id, "score": round(s.score, 6),
+            **({"explanation": s.explanation} if args.explain else {})} for i, s in enumerate(ranked, start=1)]
+    print(json.dumps({"query": args.query, "results": out}, indent=2))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Dagster webserver + daemon on 127.0.0.1; Ctrl-C or SIGTERM stops the whole process group."""
+    import dagster as dg
+
+    from rr_assets.partitions import collection_partitions
+
+    config = _activate(args.config)
+    dg.DagsterInstance.get().add_dynamic_partitions(collection_partitions.name, [c.name for c in config.collections])
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+               "-h", "127.0.0.1", "-p", str(args.port)]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
+                               preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL),
+                                                   signal.signal(signal.SIGTERM, signal.SIG_DFL)))
+
+    def stop(signum, frame):
+        from rr_assets.core.llama_server import stop_process_group
+
+        stop_process_group(process, grace_s=20)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    return process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rr", description="Reasoning rerankers distilled from a teacher LLM.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="run everything on the bundled demo collection").set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="materialise the pipeline with a config file")
+    run.add_argument("-c", "--config", required=True)
+    run.add_argument("--select", help="Dagster asset selection, e.g. 'key:bm25_candidates+'")
+    run.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    run.set_defaults(func=cmd_run)
+    rerank = sub.add_parser("rerank", help="rerank documents for a query with a trained checkpoint")
+    rerank.add_argument("-c", "--config", required=False)
+    rerank.add_argument("--checkpoint", required=True)
+    rerank.add_argument("--query", required=True)
+    rerank.add_argument("--docs", required=True, help="JSONL with _id, title, text")
+    rerank.add_argument("--explain", action="store_true", help="write an explanation before each score")
+    rerank.set_defaults(func=cmd_rerank)
+    ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1")
+    ui.add_argument("-c", "--config", default=str(DEMO_CONFIG))
+    ui.add_argument("-p", "--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Orchestration-free logic: every stage of the pipeline as plain, testable functions."""

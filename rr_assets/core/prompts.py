@@ -1,0 +1,84 @@
+"""Prompt variants: one folder per variant under resources/prompts/, templates per kind + meta.yaml."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import yaml
+
+KINDS = ("direct",)
+
+
+class PromptError(ValueError):
+    """A prompt variant folder that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    name: str
+    folder: Path
+    templates: dict[str, str]
+    labels: tuple[int, ...]
+    api: str
+    max_doc_words: int
+    teacher_params: dict = field(default_factory=dict)
+    content_hash: str = ""
+
+    def render(self, kind: str, **values: str) -> str:
+        if kind not in self.templates:
+            raise PromptError(f"{self.folder}: no template for kind {kind!r}")
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        return env.from_string(self.templates[kind]).render(**values)
+
+    def truncate(self, text: str) -> tuple[str, bool]:
+        """Cut a document to the variant's word budget; says whether it was cut."""
+        words = text.split()
+        if len(words) <= self.max_doc_words:
+            return " ".join(words), False
+        return " ".join(words[: self.max_doc_words]) + " ...", True
+
+
+def variant_hash(folder: Path) -> str:
+    """Hash of every file in the variant folder: the code_version of its teacher outputs."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def list_variants(prompts_dir: str | Path) -> list[str]:
+    return sorted(p.name for p in Path(prompts_dir).iterdir() if (p / "meta.yaml").is_file())
+
+
+def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
+    folder = Path(prompts_dir) / name
+    meta_path = folder / "meta.yaml"
+    if not meta_path.is_file():
+        raise PromptError(f"{meta_path}: prompt variant {name!r} has no meta.yaml")
+    meta = yaml.safe_load(meta_path.read_text()) or {}
+    kinds = meta.get("kinds", ["direct"])
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise PromptError(f"{meta_path}: unknown kinds {sorted(unknown)}; known: {list(KINDS)}")
+    templates = {}
+    for kind in kinds:
+        template_path = folder / f"{kind}.jinja"
+        if not template_path.is_file():
+            raise PromptError(f"{template_path}: missing template for kind {kind!r}")
+        templates[kind] = template_path.read_text()
+    api = meta.get("api", "completions")
+    if api not in ("completions", "chat"):
+        raise PromptError(f"{meta_path}: api must be 'completions' or 'chat', not {api!r}")
+    return PromptVariant(
+        name=name,
+        folder=folder,
+        templates=templates,
+        labels=tuple(int(x) for x in meta.get("labels", [0, 1, 2])),
+        api=api,
+        max_doc_words=int(meta.get("max_doc_words", 300)),
+        teacher_params=dict(meta.get("teacher_params", {})),
+        content_hash=variant_hash(folder),
+    )

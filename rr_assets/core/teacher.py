@@ -1,0 +1,223 @@
+"""Teacher requests to any OpenAI-compatible endpoint, cached by content hash and resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import duckdb
+import openai
+
+from rr_assets.core.prompts import PromptVariant
+from rr_assets.core.rationale import parse_direct
+
+
+class TeacherError(RuntimeError):
+    """Some requests failed after their retries; every answer received was kept in the cache."""
+
+
+@dataclass(frozen=True)
+class TeacherEndpoint:
+    base_url: str
+    model: str
+    api_key: str = field(default="", repr=False)
+    concurrency: int = 4
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TeacherRequest:
+    api: str
+    prompt: str
+    params: str  # canonical JSON of the sampling parameters
+
+    def cache_key(self, model: str) -> str:
+        payload = json.dumps([model, self.api, self.prompt, self.params], ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TeacherResponse:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class TeacherUsage:
+    requests: int = 0
+    new_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def make_request(api: str, prompt: str, params: dict) -> TeacherRequest:
+    return TeacherRequest(api, prompt, json.dumps(params, sort_keys=True))
+
+
+class RequestCache:
+    """The warehouse table `teacher_requests`: one row per request ever answered."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def lookup(self, keys: list[str]) -> dict[str, TeacherResponse]:
+        if not keys:
+            return {}
+        rows = self.con.execute(
+            "SELECT request_hash, response, prompt_tokens, completion_tokens FROM teacher_requests "
+            "WHERE request_hash IN (SELECT unnest(?))",
+            [keys],
+        ).fetchall()
+        return {r[0]: TeacherResponse(r[1], r[2] or 0, r[3] or 0) for r in rows}
+
+    def store(self, key: str, model: str, request: TeacherRequest, response: TeacherResponse) -> None:
+        self.con.execute(
+            "INSERT OR IGNORE INTO teacher_requests "
+            "(request_hash, model, prompt, params, response, prompt_tokens, completion_tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [key, model, request.prompt, request.params, response.text,
+             response.prompt_tokens, response.completion_tokens],
+        )
+
+
+async def _send(client: openai.AsyncOpenAI, endpoint: TeacherEndpoint, request: TeacherRequest) -> TeacherResponse:
+    params = json.loads(request.params)
+    if request.api == "chat":
+        result = await client.chat.completions.create(
+            model=endpoint.model, messages=[{"role": "user", "content": request.prompt}],
+            seed=endpoint.seed, **params,
+        )
+        text = result.choices[0].message.content or ""
+    else:
+        result = await client.completions.create(
+            model=endpoint.model, prompt=request.prompt, seed=endpoint.seed, **params
+        )
+        text = result.choices[0].text or ""
+    usage = result.usage
+    return TeacherResponse(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+
+
+def complete_all(
+    endpoint: TeacherEndpoint,
+    requests: list[TeacherRequest],
+    cache: RequestCache,
+    usage: TeacherUsage,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[TeacherResponse]:
+    """Answer every request, from the cache where possible; new answers are cached as they arrive,
+    so an interrupted run resumes without paying twice. Retries (with backoff that honours
+    Retry-After) are the openai client's own."""
+    keys = [r.cache_key(endpoint.model) for r in requests]
+    answers = cache.lookup(sorted(set(keys)))
+    usage.requests += len(requests)
+    usage.cache_hits += sum(1 for k in keys if k in answers)
+    missing = {k: r for k, r in zip(keys, requests) if k not in answers}
+    failures: list[str] = []
+
+    async def run_missing() -> None:
+        client = openai.AsyncOpenAI(
+            base_url=endpoint.base_url, api_key=endpoint.api_key or "not-needed",
+            timeout=endpoint.timeout_s, max_retries=endpoint.max_retries,
+        )
+        semaphore = asyncio.Semaphore(max(1, endpoint.concurrency))
+
+        async def one(key: str, request: TeacherRequest):
+            async with semaphore:
+                return key, request, await _send(client, endpoint, request)
+
+        tasks = [asyncio.ensure_future(one(k, r)) for k, r in missing.items()]
+        done = 0
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                try:
+                    key, request, response = await next_done
+                except (openai.OpenAIError, asyncio.TimeoutError) as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                cache.store(key, endpoint.model, request, response)
+                answers[key] = response
+                usage.new_calls += 1
+                usage.prompt_tokens += response.prompt_tokens
+                usage.completion_tokens += response.completion_tokens
+                done += 1
+                if progress:
+                    progress(done, len(tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await client.close()
+
+    if missing:
+        asyncio.run(run_missing())
+    if failures:
+        raise TeacherError(
+            f"{len(failures)} of {len(missing)} teacher requests failed after retries "
+            f"({len(missing) - len(failures)} answers were cached; re-run to resume). First: {failures[0]}"
+        )
+    return [answers[k] for k in keys]
+
+
+@dataclass(frozen=True)
+class JudgePair:
+    query_id: str
+    doc_id: str
+    query: str
+    document: str
+
+
+@dataclass(frozen=True)
+class Judgment:
+    query_id: str
+    doc_id: str
+    label: int | None
+    explanation: str
+    raw: str
+    parse_error: str | None
+    request_hash: str
+    truncated: bool
+
+
+def judge_direct(
+    pairs: list[JudgePair],
+    variant: PromptVariant,
+    endpoint: TeacherEndpoint,
+    cache: RequestCache,
+    usage: TeacherUsage,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Judgment]:
+    """Direct relevance reasoning: explanation, then a graded label. With the completions API, an
+    answer that stops before its label gets one short follow-up request that asks for the label."""
+    params = dict(variant.teacher_params)
+    prompts, truncated = [], []
+    for pair in pairs:
+        document, cut = variant.truncate(pair.document)
+        prompts.append(variant.render("direct", query=pair.query, document=document))
+        truncated.append(cut)
+    requests = [make_request(variant.api, p, params) for p in prompts]
+    responses = complete_all(endpoint, requests, cache, usage, progress)
+    parsed = [parse_direct(r.text, variant.labels) for r in responses]
+
+    follow_up = [i for i, p in enumerate(parsed) if p.label is None and variant.api == "completions"]
+    if follow_up:
+        label_params = {**params, "max_tokens": 3, "stop": ["\n"]}
+        label_requests = [
+            make_request("completions", prompts[i] + " " + parsed[i].explanation + "\nRelevance:", label_params)
+            for i in follow_up
+        ]
+        for i, answer in zip(follow_up, complete_all(endpoint, label_requests, cache, usage)):
+            parsed[i] = parse_direct(f"{parsed[i].explanation}\nRelevance:{answer.text}", variant.labels)
+            raw = f"{responses[i].text}\n[label follow-up] Relevance:{answer.text}"
+            responses[i] = TeacherResponse(raw, 0, 0)
+
+    return [
+        Judgment(pair.query_id, pair.doc_id, p.label, p.explanation, r.text, p.error,
+                 req.cache_key(endpoint.model), cut)
+        for pair, p, r, req, cut in zip(pairs, parsed, responses, requests, truncated)
+    ]

@@ -1,0 +1,87 @@
+"""The DuckDB warehouse: one file, partition-wise atomic writes, values always passed as parameters."""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pandas as pd
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SCHEMA_SQL = SQL_DIR / "schema.sql"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def checked_identifier(name: str) -> str:
+    """Table and column names cannot be parameters; only plain lower-case identifiers pass."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a valid SQL identifier: {name!r}")
+    return name
+
+
+class Warehouse:
+    """Opens short-lived connections, waiting while another process holds DuckDB's file lock."""
+
+    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0):
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        try:
+            con.execute(SCHEMA_SQL.read_text())
+            yield con
+        finally:
+            con.close()
+
+    def fetch_df(self, sql: str, params: dict | list | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
+
+    def replace_rows(self, table: str, where: dict[str, str], frame: pd.DataFrame) -> int:
+        """Replace the rows of `table` matching `where` by `frame`, in one transaction:
+        a failure leaves the previous rows in place."""
+        table = checked_identifier(table)
+        condition = " AND ".join(f"{checked_identifier(c)} = ?" for c in where) or "TRUE"
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {table} WHERE {condition}", list(where.values()))
+                con.register("incoming_rows", frame)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+                con.unregister("incoming_rows")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+        return len(frame)
+
+    def table_hash(self, table: str, where: dict[str, str]) -> str:
+        """A content hash of the matching rows, independent of row order."""
+        table = checked_identifier(table)
+        condition = " AND ".join(f"{checked_identifier(c)} = ?" for c in where) or "TRUE"
+        with self.connect() as con:
+            row = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {table} t WHERE {condition}",
+                list(where.values()),
+            ).fetchone()
+        return f"{row[0]}-{int(row[1]) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def named_sql(name: str) -> str:
+    """A statement from rr_assets/sql/<name>.sql (reads the pipeline makes; values are parameters)."""
+    return (SQL_DIR / f"{name}.sql").read_text()

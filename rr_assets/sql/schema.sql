@@ -1,0 +1,33 @@
+-- Tables written by Python stages; the derived training tables live in dbt_like_sql/.
+CREATE TABLE IF NOT EXISTS corpus (
+    collection VARCHAR NOT NULL, doc_id VARCHAR NOT NULL, title VARCHAR, text VARCHAR NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+);
+CREATE TABLE IF NOT EXISTS queries (
+    collection VARCHAR NOT NULL, query_id VARCHAR NOT NULL, text VARCHAR NOT NULL,
+    PRIMARY KEY (collection, query_id)
+);
+CREATE TABLE IF NOT EXISTS qrels (
+    collection VARCHAR NOT NULL, query_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL,
+    relevance INTEGER NOT NULL, PRIMARY KEY (collection, query_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    collection VARCHAR NOT NULL, query_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL,
+    rank INTEGER NOT NULL, score DOUBLE NOT NULL, PRIMARY KEY (collection, query_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS teacher_requests (
+    request_hash VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, prompt VARCHAR NOT NULL,
+    params VARCHAR NOT NULL, response VARCHAR NOT NULL, prompt_tokens INTEGER,
+    completion_tokens INTEGER, created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS teacher_judgments (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
+    doc_id VARCHAR NOT NULL, label INTEGER, explanation VARCHAR, raw VARCHAR NOT NULL,
+    parse_error VARCHAR, request_hash VARCHAR NOT NULL, model VARCHAR NOT NULL,
+    PRIMARY KEY (collection, prompt_variant, query_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS student_scores (
+    collection VARCHAR NOT NULL, checkpoint VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
+    doc_id VARCHAR NOT NULL, score DOUBLE NOT NULL, rank INTEGER NOT NULL,
+    PRIMARY KEY (collection, checkpoint, query_id, doc_id)
+);
