@@ -15,7 +15,6 @@ from rr_assets.assets.training_tables import build_training_table_assets
 from rr_assets.checks import teacher_agrees_with_qrels, teacher_judgments_gx_suite
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RESOURCES_DIR, RRConfig, load_config
 from rr_assets.core.prompts import load_variant
-from rr_assets.partitions import collection_partitions
 from rr_assets.resources import (
     BM25Settings,
     CollectionSources,
@@ -70,7 +69,7 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
         *build_training_table_assets(SQL_MODELS_DIR), student.student_base_model, student.student_checkpoint,
         student.student_scores, benchmark.benchmark_report,
     ]
-    pipeline = dg.define_asset_job(PIPELINE_JOB, selection=dg.AssetSelection.all(), partitions_def=collection_partitions)
+    pipeline = dg.define_asset_job(PIPELINE_JOB, selection=dg.AssetSelection.all())
     return dg.Definitions(
         assets=assets,
         asset_checks=[teacher_judgments_gx_suite, teacher_agrees_with_qrels],

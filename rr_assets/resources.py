@@ -127,7 +127,7 @@ class Tracker(dg.ConfigurableResource):
     def run(self, context: dg.AssetExecutionContext, params: dict) -> Iterator[TrackedRun]:
         asset = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
-        tags = {"dagster.run_id": context.run_id, "dagster.asset_key": asset, "dagster.partition": partition}
+        tags = {"dagster.run_id": context.run.run_id, "dagster.asset_key": asset, "dagster.partition": partition}
         with mlflow_run(self.tracking_uri, self.experiment, f"{asset}/{partition}", tags) as tracked:
             tracked.params(params)
             yield tracked

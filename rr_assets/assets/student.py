@@ -81,7 +81,7 @@ def student_checkpoint(
             "teacher_base_url": teacher.base_url or "embedded", "data_versions": data_versions,
             "train_examples": len(examples), "train_settings": asdict(settings), "losses": result.losses,
             "device": result.device, "seconds": round(result.seconds, 1),
-            "dagster_run_id": context.run_id, "mlflow_run_id": tracked.run_id,
+            "dagster_run_id": context.run.run_id, "mlflow_run_id": tracked.run_id,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
         (out_dir / "card.json").write_text(json.dumps(card, indent=2))
@@ -92,7 +92,7 @@ def student_checkpoint(
                   "final_loss": final["loss"], "seconds": round(result.seconds, 1), "device": result.device,
                   "trainable_parameters": result.trainable_parameters, "prompt_variant": variant.name,
                   "prompt_hash": variant.content_hash, "mlflow_run_id": tracked.run_id},
-        data_version=dg.DataVersion(f"{data_versions['train_pointwise']}:{context.run_id}"),
+        data_version=dg.DataVersion(f"{data_versions['train_pointwise']}:{context.run.run_id}"),
     )
 
 

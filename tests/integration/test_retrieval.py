@@ -1,0 +1,25 @@
+import pytest
+
+from rr_assets.core.collections import Query, load_beir
+from rr_assets.core.retrieval import build_index, search, write_trec_run
+from tests.conftest import DEMO_DIR
+
+pytestmark = pytest.mark.integration
+
+
+def test_lucene_bm25_over_the_demo_collection(tmp_path):
+    collection = load_beir("demo", DEMO_DIR)
+    assert build_index(collection.documents, tmp_path / "index") == len(collection.documents)
+    doc = collection.documents[0]
+    hits = search(tmp_path / "index", [Query("own", f"{doc.title} {doc.text}")], depth=10, k1=0.9, b=0.4)
+    assert hits[0].doc_id == doc.doc_id and [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    write_trec_run(hits, tmp_path / "run.trec", "bm25")
+    first = (tmp_path / "run.trec").read_text().splitlines()[0].split()
+    assert first[:4] == ["own", "Q0", doc.doc_id, "1"] and first[5] == "bm25"
+
+
+def test_rebuilding_replaces_the_index(tmp_path):
+    collection = load_beir("demo", DEMO_DIR)
+    build_index(collection.documents, tmp_path / "index")
+    assert build_index(collection.documents[:7], tmp_path / "index") == 7

@@ -1,0 +1,57 @@
+"""The teacher stage against the real llama.cpp OpenAI-compatible server."""
+
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+import pytest
+
+from rr_assets.core.collections import load_beir
+from rr_assets.core.llama_server import llama_cpp_server
+from rr_assets.core.prompts import load_variant
+from rr_assets.core.teacher import JudgePair, RequestCache, TeacherEndpoint, TeacherUsage, judge_direct
+from rr_assets.core.warehouse import SCHEMA_SQL
+from tests.conftest import DEMO_DIR, PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def demo_pairs(n: int) -> list[JudgePair]:
+    collection = load_beir("demo", DEMO_DIR)
+    queries = {q.query_id: q.text for q in collection.queries}
+    docs = {d.doc_id: d.text for d in collection.documents}
+    return [JudgePair(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id]) for r in collection.qrels[:n]]
+
+
+def cache_db(path: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path))
+    con.execute(SCHEMA_SQL.read_text())
+    return con
+
+
+def test_judgments_are_parsed_and_cached(teacher_url, tmp_path):
+    variant = load_variant(PROJECT_ROOT / "resources" / "prompts", "default")
+    endpoint = TeacherEndpoint(teacher_url, "gemma-3-270m", concurrency=2)
+    con = cache_db(tmp_path / "w.duckdb")
+    first = TeacherUsage()
+    judgments = judge_direct(demo_pairs(6), variant, endpoint, RequestCache(con), first)
+    assert len(judgments) == 6 and first.new_calls >= 6 and first.completion_tokens > 0
+    assert all(j.raw for j in judgments)
+    assert sum(j.label in (0, 1, 2) for j in judgments) >= 4
+    assert all((j.label is None) == (j.parse_error is not None) or j.parse_error == "empty explanation"
+               for j in judgments)
+    again = TeacherUsage()
+    repeated = judge_direct(demo_pairs(6), variant, endpoint, RequestCache(con), again)
+    assert again.new_calls == 0 and again.cache_hits == again.requests
+    assert [j.label for j in repeated] == [j.label for j in judgments]
+    stored = con.execute("SELECT count(*) FROM teacher_requests").fetchone()[0]
+    assert stored == first.new_calls
+
+
+def test_embedded_server_stops_after_the_block(gguf_path, tmp_path):
+    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "log.txt") as url:
+        port = urlparse(url).port
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
