@@ -14,6 +14,7 @@ JOIN {{ ref('splits') }} AS s ON s.collection = j.collection AND s.query_id = j.
 JOIN {{ ref('queries') }} AS q ON q.collection = j.collection AND q.query_id = j.query_id
 JOIN {{ ref('corpus') }} AS c ON c.collection = j.collection AND c.doc_id = j.doc_id
 WHERE j.collection = $collection
+  AND j.prompt_variant = $prompt_variant
   AND s.split = 'train'
   AND j.label IS NOT NULL
   AND j.parse_error IS NULL

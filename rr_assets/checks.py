@@ -1,30 +1,40 @@
-"""Asset checks on teacher outputs: a Great Expectations suite and agreement with qrels."""
+"""Asset checks beside the teacher assets: a Great Expectations suite per reasoning kind (blocking:
+bad teacher data never reaches training), agreement with qrels and swap consistency (warnings)."""
 
 import dagster as dg
 
-from rr_assets.core.validation import label_agreement, validate_judgments
-from rr_assets.core.warehouse import named_sql
+from rr_assets.core.validation import label_agreement, validate_teacher_output
+from rr_assets.core.warehouse import checked_identifier, named_sql
+from rr_assets.partitions import collection_and_variant
 from rr_assets.resources import RRHome, TeacherResource
 
+_KINDS = {"teacher_judgments": "direct", "teacher_comparisons": "comparison", "teacher_rankings": "listwise"}
 
-@dg.asset_check(asset="teacher_judgments", blocking=True,
-                description="GX suite: schema, label domain, explanations, unique keys, parse-failure rate")
-def teacher_judgments_gx_suite(
-    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource
-) -> dg.AssetCheckResult:
-    variant = teacher.variant()
-    frame = home.warehouse().fetch_df(
-        "SELECT * FROM teacher_judgments WHERE collection = ? AND prompt_variant = ?",
-        [context.partition_key, variant.name],
-    )
-    outcome = validate_judgments(frame, variant.labels, teacher.max_parse_failure_rate)
-    failure_rate = float(frame["label"].isna().mean()) if len(frame) else 1.0
-    return dg.AssetCheckResult(
-        passed=outcome.passed,
-        metadata={"rows": len(frame), "parse_failure_rate": round(failure_rate, 4),
-                  "failed_expectations": dg.MetadataValue.json(outcome.failed_expectations),
-                  "expectations": dg.MetadataValue.json(outcome.details)},
-    )
+
+def _gx_check(asset: str, kind: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset, name=f"{asset}_gx_suite", blocking=True,
+                    description=f"GX suite for {kind} reasoning: schema, domains, unique keys, explanations, "
+                                "parse-failure rate under the threshold")
+    def gx_suite(context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource) -> dg.AssetCheckResult:
+        collection, variant_name = collection_and_variant(context)
+        frame = home.warehouse().fetch_df(
+            f"SELECT * FROM {checked_identifier(asset)} WHERE collection = ? AND prompt_variant = ?",
+            [collection, variant_name],
+        )
+        outcome = validate_teacher_output(kind, frame, teacher.variant(variant_name).labels,
+                                          teacher.max_parse_failure_rate)
+        failure_rate = float(frame["parse_error"].notna().mean()) if len(frame) else 1.0
+        return dg.AssetCheckResult(
+            passed=outcome.passed,
+            metadata={"rows": len(frame), "parse_failure_rate": round(failure_rate, 4),
+                      "failed_expectations": dg.MetadataValue.json(outcome.failed_expectations),
+                      "expectations": dg.MetadataValue.json(outcome.details)},
+        )
+
+    return gx_suite
+
+
+gx_checks = [_gx_check(asset, kind) for asset, kind in _KINDS.items()]
 
 
 @dg.asset_check(asset="teacher_judgments",
@@ -32,9 +42,9 @@ def teacher_judgments_gx_suite(
 def teacher_agrees_with_qrels(
     context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource
 ) -> dg.AssetCheckResult:
+    collection, variant_name = collection_and_variant(context)
     rows = home.warehouse().fetch_df(
-        named_sql("judgment_agreement"),
-        {"collection": context.partition_key, "prompt_variant": teacher.variant().name},
+        named_sql("judgment_agreement"), {"collection": collection, "prompt_variant": variant_name}
     )
     agreement = label_agreement(rows["teacher"].astype(int).tolist(), rows["gold"].astype(int).tolist())
     return dg.AssetCheckResult(
@@ -43,3 +53,24 @@ def teacher_agrees_with_qrels(
         metadata={"pairs": agreement.pairs, "accuracy": round(agreement.accuracy, 4),
                   "cohen_kappa": round(agreement.kappa, 4), "min_agreement": teacher.min_agreement},
     )
+
+
+@dg.asset_check(asset="teacher_comparisons",
+                description="Swapped comparisons agree with the originals (position bias); warns under the threshold")
+def teacher_comparisons_swap_consistency(
+    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource
+) -> dg.AssetCheckResult:
+    collection, variant_name = collection_and_variant(context)
+    row = home.warehouse().fetch_df(
+        named_sql("swap_consistency"), {"collection": collection, "prompt_variant": variant_name}
+    ).iloc[0]
+    consistency = float(row["consistency"])
+    return dg.AssetCheckResult(
+        passed=int(row["swapped_pairs"]) == 0 or consistency >= 1.0 - teacher.max_swap_inconsistency,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"swapped_pairs": int(row["swapped_pairs"]), "consistency": round(consistency, 4),
+                  "first_position_rate": round(float(row["first_position_rate"]), 4)},
+    )
+
+
+all_checks = [*gx_checks, teacher_agrees_with_qrels, teacher_comparisons_swap_consistency]

@@ -24,29 +24,49 @@ def _activate(config_path: str | Path) -> RRConfig:
     return config
 
 
-def materialize(config: RRConfig, selection: str | None = None, collections: list[str] | None = None) -> bool:
-    """Run the pipeline job for each collection partition on the DagsterInstance of DAGSTER_HOME."""
+def materialize(
+    config: RRConfig, selection: str | None = None, collections: list[str] | None = None,
+    variants: list[str] | None = None,
+) -> bool:
+    """Run the pipeline's phases (collection → prompts → base model → teacher and student per
+    collection × variant → report) on the DagsterInstance of DAGSTER_HOME; stops at a failure."""
     import dagster as dg
 
-    from rr_assets.definitions import PIPELINE_JOB, build_definitions
-    from rr_assets.partitions import collection_partitions
+    from rr_assets.definitions import PHASES, REPORT_JOB, VARIANT_JOB, build_definitions
+    from rr_assets.partitions import collection_partitions, prompt_variant_partitions, variant_key
 
     defs = build_definitions(config)
     names = collections or [c.name for c in config.collections]
+    variant_names = variants or defs.resources["teacher"].variant_names()
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(collection_partitions.name, names)
-    job = defs.resolve_job_def(PIPELINE_JOB)
-    asset_selection = dg.AssetSelection.from_string(selection) if selection else None
-    ok = True
-    for name in names:
-        result = job.execute_in_process(
-            partition_key=name, instance=instance, asset_selection=(
-                list(asset_selection.resolve(defs.resolve_asset_graph())) if asset_selection else None
-            ), raise_on_error=False,
-        )
-        print(f"collection {name}: {'success' if result.success else 'FAILED'} (dagster run {result.run_id})")
-        ok = ok and result.success
-    return ok
+    instance.add_dynamic_partitions(prompt_variant_partitions.name, variant_names)
+    wanted = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph()) if selection else None
+    partition_keys = {
+        VARIANT_JOB: [variant_key(c, v) for c in names for v in variant_names],
+        REPORT_JOB: names,
+    }
+    for phase in PHASES:
+        job = defs.resolve_job_def(phase)
+        keys = set(job.asset_layer.selected_asset_keys)
+        chosen = keys & wanted if wanted is not None else keys
+        if not chosen:
+            continue
+        if phase in partition_keys:
+            partitions = partition_keys[phase]
+        elif job.partitions_def is None:
+            partitions = [None]
+        else:
+            partitions = variant_names if job.partitions_def == prompt_variant_partitions else names
+        for key in partitions:
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, asset_selection=sorted(chosen), raise_on_error=False
+            )
+            label = f"{phase}[{key}]" if key is not None else phase
+            print(f"{label}: {'success' if result.success else 'FAILED'} (dagster run {result.run_id})", flush=True)
+            if not result.success:
+                return False
+    return True
 
 
 def _print_reports(config: RRConfig) -> None:
@@ -63,13 +83,13 @@ def _print_reports(config: RRConfig) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _activate(args.config)
-    ok = materialize(config, args.select, args.collection)
+    ok = materialize(config, args.select, args.collection, args.variant)
     _print_reports(config)
     return 0 if ok else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.config, args.select, args.collection = str(DEMO_CONFIG), None, None
+    args.config, args.select, args.collection, args.variant = str(DEMO_CONFIG), None, None, None
     return cmd_run(args)
 
 
@@ -129,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-c", "--config", required=True)
     run.add_argument("--select", help="Dagster asset selection, e.g. 'key:bm25_candidates+'")
     run.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    run.add_argument("--variant", action="append",
+                     help="prompt variant to run (repeatable; a backfill over several variants)")
     run.set_defaults(func=cmd_run)
     rerank = sub.add_parser("rerank", help="rerank documents for a query with a trained checkpoint")
     rerank.add_argument("-c", "--config", required=False)

@@ -36,17 +36,17 @@ class TeacherConfig:
     base_url: str = ""
     model: str = "gemma-3-270m"
     api_key_env: str = "RR_TEACHER_API_KEY"
-    prompt_variant: str = "default"
+    prompt_variants: tuple[str, ...] = ()
     depth: int = 10
     max_queries: int = 0
     concurrency: int = 4
     timeout_s: float = 120.0
     max_retries: int = 4
-    temperature: float = 0.0
     seed: int = 0
-    max_tokens: int = 96
     min_agreement: float = 0.3
     max_parse_failure_rate: float = 0.5
+    max_swap_inconsistency: float = 0.5
+    prices: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class RRConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    prompts_dir: str = str(RESOURCES_DIR / "prompts")
     source_file: str = ""
 
     def collection(self, name: str) -> CollectionSource:
@@ -128,5 +129,6 @@ def load_config(path: str | os.PathLike) -> RRConfig:
         mlflow_tracking_uri=os.environ.get(
             "MLFLOW_TRACKING_URI", raw.get("mlflow_tracking_uri", "sqlite:///mlruns/mlflow.db")
         ),
+        prompts_dir=str((path.parent / raw.get("prompts_dir", RESOURCES_DIR / "prompts")).resolve()),
         source_file=str(path.resolve()),
     )

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from rr_assets.assets import benchmark, candidates, corpus, index, student
-from rr_assets.assets.teacher import build_teacher_judgments
+from rr_assets.assets import benchmark, candidates, corpus, index, prompts, student, teacher
 from rr_assets.assets.training_tables import build_training_table_assets
-from rr_assets.checks import teacher_agrees_with_qrels, teacher_judgments_gx_suite
-from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RESOURCES_DIR, RRConfig, load_config
-from rr_assets.core.prompts import load_variant
+from rr_assets.automation import PROMPTS_JOB, build_collection_sensor, build_prompt_variant_sensor
+from rr_assets.checks import all_checks
+from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
+from rr_assets.partitions import collection_partitions, collection_variant_partitions
 from rr_assets.resources import (
     BM25Settings,
     CollectionSources,
@@ -25,9 +25,7 @@ from rr_assets.resources import (
     Tracker,
 )
 
-PROMPTS_DIR = RESOURCES_DIR / "prompts"
 SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
-PIPELINE_JOB = "rr_pipeline"
 
 
 def model_cache_dir(config: RRConfig) -> str:
@@ -46,10 +44,12 @@ def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
         ),
         "bm25": BM25Settings(k1=config.retrieval.k1, b=config.retrieval.b, depth=config.retrieval.depth),
         "teacher": TeacherResource(
-            base_url=t.base_url, model=t.model, api_key_env=t.api_key_env, prompts_dir=str(PROMPTS_DIR),
-            prompt_variant=t.prompt_variant, depth=t.depth, max_queries=t.max_queries, concurrency=t.concurrency,
+            base_url=t.base_url, model=t.model, api_key_env=t.api_key_env, prompts_dir=config.prompts_dir,
+            prompt_variants=list(t.prompt_variants), depth=t.depth, max_queries=t.max_queries, concurrency=t.concurrency,
             timeout_s=t.timeout_s, max_retries=t.max_retries, seed=t.seed, min_agreement=t.min_agreement,
-            max_parse_failure_rate=t.max_parse_failure_rate, model_cache=cache,
+            max_parse_failure_rate=t.max_parse_failure_rate, max_swap_inconsistency=t.max_swap_inconsistency,
+            price_per_1k_prompt_tokens=t.prices.get(t.model, {}).get("prompt", 0.0),
+            price_per_1k_completion_tokens=t.prices.get(t.model, {}).get("completion", 0.0), model_cache=cache,
         ),
         "student": StudentSettings(
             base_model=s.base_model, model_cache=cache, lora_r=s.lora_r, lora_alpha=s.lora_alpha,
@@ -62,18 +62,38 @@ def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
     }
 
 
+# The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
+COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_collection", "rr_base_model", "rr_teacher_and_student", "rr_report"
+PHASES = (COLLECTION_JOB, PROMPTS_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB)
+
+
 def build_definitions(config: RRConfig) -> dg.Definitions:
-    variant = load_variant(PROMPTS_DIR, config.teacher.prompt_variant)
+    sql_assets = build_training_table_assets(SQL_MODELS_DIR)
     assets = [
-        corpus.collection_tables, index.bm25_index, candidates.bm25_candidates, build_teacher_judgments(variant),
-        *build_training_table_assets(SQL_MODELS_DIR), student.student_base_model, student.student_checkpoint,
-        student.student_scores, benchmark.benchmark_report,
+        corpus.collection_tables, index.bm25_index, candidates.bm25_candidates, prompts.prompt_templates,
+        teacher.teacher_judgments, teacher.teacher_comparisons, teacher.teacher_rankings, *sql_assets,
+        student.student_base_model, student.student_checkpoint, student.student_scores, benchmark.benchmark_report,
     ]
-    pipeline = dg.define_asset_job(PIPELINE_JOB, selection=dg.AssetSelection.all())
+
+    def keys_partitioned_by(partitions_def) -> list[dg.AssetKey]:
+        return [key for a in assets if a.partitions_def == partitions_def for key in a.keys]
+
+    report = [benchmark.benchmark_report.key]
+    jobs = [
+        dg.define_asset_job(COLLECTION_JOB, selection=dg.AssetSelection.assets(
+            *[k for k in keys_partitioned_by(collection_partitions) if k not in report])),
+        dg.define_asset_job(PROMPTS_JOB, selection=dg.AssetSelection.assets(prompts.prompt_templates)),
+        dg.define_asset_job(BASE_MODEL_JOB, selection=dg.AssetSelection.assets(student.student_base_model)),
+        dg.define_asset_job(VARIANT_JOB, selection=dg.AssetSelection.assets(
+            *keys_partitioned_by(collection_variant_partitions))),
+        dg.define_asset_job(REPORT_JOB, selection=dg.AssetSelection.assets(*report)),
+    ]
     return dg.Definitions(
         assets=assets,
-        asset_checks=[teacher_judgments_gx_suite, teacher_agrees_with_qrels],
-        jobs=[pipeline],
+        asset_checks=all_checks,
+        jobs=jobs,
+        sensors=[build_prompt_variant_sensor(config.prompts_dir),
+                 build_collection_sensor([c.name for c in config.collections])],
         resources=build_resources(config),
     )
 

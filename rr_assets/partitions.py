@@ -1,5 +1,20 @@
-"""Partitions: one per configured collection (dynamic, kept in step with the config file)."""
+"""Partitions: collections (kept in step with the config) and prompt variants (one per folder in
+resources/prompts/, kept in step by a sensor); teacher outputs and everything trained on them are
+partitioned by both."""
 
 import dagster as dg
 
 collection_partitions = dg.DynamicPartitionsDefinition(name="collection")
+prompt_variant_partitions = dg.DynamicPartitionsDefinition(name="prompt_variant")
+collection_variant_partitions = dg.MultiPartitionsDefinition(
+    {"collection": collection_partitions, "prompt_variant": prompt_variant_partitions}
+)
+
+
+def collection_and_variant(context) -> tuple[str, str]:
+    keys = context.partition_key.keys_by_dimension
+    return keys["collection"], keys["prompt_variant"]
+
+
+def variant_key(collection: str, variant: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"collection": collection, "prompt_variant": variant})

@@ -12,8 +12,8 @@ import dagster as dg
 from rr_assets.core.collections import Collection, load_beir
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.models import EMBEDDED, embedded_gguf, gguf_to_hf_folder
-from rr_assets.core.prompts import PromptVariant, load_variant
-from rr_assets.core.teacher import TeacherEndpoint
+from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
+from rr_assets.core.teacher import TeacherEndpoint, TeacherUsage
 from rr_assets.core.tracking import TrackedRun, mlflow_run
 from rr_assets.core.warehouse import Warehouse
 
@@ -56,7 +56,7 @@ class TeacherResource(dg.ConfigurableResource):
     model: str = "gemma-3-270m"
     api_key_env: str = "RR_TEACHER_API_KEY"
     prompts_dir: str
-    prompt_variant: str = "default"
+    prompt_variants: list[str] = []
     depth: int = 10
     max_queries: int = 0
     concurrency: int = 4
@@ -65,10 +65,24 @@ class TeacherResource(dg.ConfigurableResource):
     seed: int = 0
     min_agreement: float = 0.3
     max_parse_failure_rate: float = 0.5
+    max_swap_inconsistency: float = 0.5
+    price_per_1k_prompt_tokens: float = 0.0
+    price_per_1k_completion_tokens: float = 0.0
     model_cache: str
 
-    def variant(self) -> PromptVariant:
-        return load_variant(self.prompts_dir, self.prompt_variant)
+    def variant(self, name: str) -> PromptVariant:
+        return load_variant(self.prompts_dir, name)
+
+    def variant_names(self) -> list[str]:
+        """The configured variants, or every variant folder ("default" first); the first is primary."""
+        if self.prompt_variants:
+            return list(self.prompt_variants)
+        return sorted(list_variants(self.prompts_dir), key=lambda name: name != "default")
+
+    def cost(self, usage: TeacherUsage) -> float:
+        """Estimated cost of the new calls of a run, from the configured prices of the model."""
+        return (usage.prompt_tokens * self.price_per_1k_prompt_tokens
+                + usage.completion_tokens * self.price_per_1k_completion_tokens) / 1000
 
     @contextmanager
     def endpoint(self, log_dir: Path) -> Iterator[TeacherEndpoint]:

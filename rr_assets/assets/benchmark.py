@@ -1,5 +1,7 @@
 """Stage 7: metrics of every system on the held-out queries, report.md and a plot."""
 
+import json
+
 import dagster as dg
 
 from rr_assets.core.metrics import evaluate, reranked
@@ -17,47 +19,63 @@ def _nested(frame, value: str, cast=float) -> dict:
     return result
 
 
-@dg.asset(deps=["student_scores", "teacher_judgments", "bm25_candidates", "qrels", "splits"],
+def _system_name(kind: str, variant: str, primary: str) -> str:
+    return kind if variant == primary else f"{kind}:{variant}"
+
+
+@dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "bm25_candidates", "qrels", "splits"],
           partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"})
 def benchmark_report(
     context: dg.AssetExecutionContext, home: RRHome, bm25: BM25Settings, teacher: TeacherResource, tracker: Tracker
 ) -> dg.MaterializeResult:
-    """nDCG@10/5, RR@10 and R@100 of BM25, the teacher's labels and the student, reranking BM25."""
+    """nDCG@10/5, RR@10 and R@100 of BM25 and, per prompt variant, the teacher's direct labels,
+    its listwise order and the student, each reranking BM25; the first configured variant's
+    systems are named `teacher`, `teacher_listwise` and `student`, others get `:<variant>`."""
     collection = context.partition_key
-    variant = teacher.variant()
     warehouse = home.warehouse()
     params = {"collection": collection}
     candidates = warehouse.fetch_df(named_sql("eval_candidates"), {**params, "depth": bm25.depth})
     qrels = _nested(warehouse.fetch_df(named_sql("eval_qrels"), params), "relevance", int)
     bm25_run = _nested(candidates, "score")
-    judgments = warehouse.fetch_df(
-        "SELECT j.query_id, j.doc_id, j.label, j.explanation, q.text AS query FROM teacher_judgments j "
-        "JOIN queries q USING (collection, query_id) "
-        "WHERE j.collection = ? AND j.prompt_variant = ? AND j.label IS NOT NULL",
-        [collection, variant.name],
-    )
     eval_queries = set(bm25_run)
-    teacher_labels = _nested(judgments[judgments["query_id"].isin(eval_queries)], "label")
-    student = warehouse.fetch_df(
-        "SELECT query_id, doc_id, score FROM student_scores WHERE collection = ? AND checkpoint = ?",
-        [collection, f"{collection}-{variant.name}"],
-    )
     systems = {"bm25": evaluate(qrels, bm25_run)}
-    if teacher_labels:
-        systems["teacher"] = evaluate(qrels, reranked(bm25_run, teacher_labels))
-    if len(student):
-        systems["student"] = evaluate(qrels, reranked(bm25_run, _nested(student, "score")))
+    variants = teacher.variant_names()
+    primary = variants[0]
+    judgments = warehouse.fetch_df(
+        "SELECT j.prompt_variant, j.query_id, j.doc_id, j.label, j.explanation, q.text AS query "
+        "FROM teacher_judgments j JOIN queries q USING (collection, query_id) "
+        "WHERE j.collection = ? AND j.label IS NOT NULL ORDER BY j.query_id, j.doc_id", [collection])
+    judgments = judgments[judgments["query_id"].isin(eval_queries)]
+    rankings = warehouse.fetch_df(
+        "SELECT DISTINCT prompt_variant, query_id, final_doc_ids FROM teacher_rankings WHERE collection = ?",
+        [collection])
+    student = warehouse.fetch_df(
+        "SELECT checkpoint, query_id, doc_id, score FROM student_scores WHERE collection = ?", [collection])
+    judged_queries = 0
+    for variant in variants:
+        labels = _nested(judgments[judgments["prompt_variant"] == variant], "label")
+        if labels:
+            systems[_system_name("teacher", variant, primary)] = evaluate(qrels, reranked(bm25_run, labels))
+            judged_queries = max(judged_queries, len(labels))
+        orders = {r.query_id: json.loads(r.final_doc_ids)
+                  for r in rankings[rankings["prompt_variant"] == variant].itertuples() if r.query_id in eval_queries}
+        if orders:
+            listwise = {q: {d: float(len(docs) - i) for i, d in enumerate(docs)} for q, docs in orders.items()}
+            systems[_system_name("teacher_listwise", variant, primary)] = evaluate(qrels, reranked(bm25_run, listwise))
+        scores = student[student["checkpoint"] == f"{collection}-{variant}"]
+        if len(scores):
+            systems[_system_name("student", variant, primary)] = evaluate(qrels, reranked(bm25_run, _nested(scores, "score")))
     notes = [
-        f"Rerankers reorder the BM25 top-k (teacher: top {teacher.depth} of the queries it judged, "
-        f"{len(teacher_labels)} of {len(eval_queries)}); documents below keep BM25 order.",
-        f"Prompt variant {variant.name} ({variant.content_hash}), teacher model {teacher.model}.",
+        f"Rerankers reorder the BM25 top-k; documents below keep BM25 order. The teacher judged "
+        f"{judged_queries} of {len(eval_queries)} evaluation queries (top {teacher.depth} candidates).",
+        f"Prompt variants: {', '.join(variants)} (unsuffixed systems: {primary}); teacher model {teacher.model}.",
     ]
-    samples = [Sample("teacher", r.query, r.doc_id, str(r.label), r.explanation)
-               for r in judgments[judgments["query_id"].isin(eval_queries)].head(5).itertuples()]
-    with tracker.run(context, {"collection": collection, "prompt_variant": variant.name}) as tracked:
+    samples = [Sample(f"teacher ({r.prompt_variant})", r.query, r.doc_id, str(r.label), r.explanation)
+               for r in judgments.head(5).itertuples()]
+    with tracker.run(context, {"collection": collection, "prompt_variants": ",".join(variants)}) as tracked:
         paths = write_report(home.dir("reports", collection), collection, systems, len(qrels), notes, samples)
         for system, values in systems.items():
-            tracked.metrics({f"{system}.{k}": v for k, v in values.items()})
+            tracked.metrics({f"{system.replace(':', '.')}.{k}": v for k, v in values.items()})
         for path in paths.values():
             tracked.artifact(path)
     return dg.MaterializeResult(

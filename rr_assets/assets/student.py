@@ -13,7 +13,7 @@ from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.student_format import StudentExample
 from rr_assets.core.training import TrainSettings, train_lora
 from rr_assets.core.warehouse import named_sql
-from rr_assets.partitions import collection_partitions
+from rr_assets.partitions import collection_and_variant, collection_variant_partitions
 from rr_assets.resources import RRHome, StudentSettings, TeacherResource, Tracker
 
 
@@ -32,15 +32,15 @@ def checkpoint_name(collection: str, variant: str) -> str:
     return f"{collection}-{variant}"
 
 
-@dg.asset(deps=["train_pointwise", "train_pairwise", student_base_model], partitions_def=collection_partitions,
-          group_name="student", kinds={"peft", "torch"})
+@dg.asset(deps=["train_pointwise", "train_pairwise", "train_listwise", student_base_model],
+          partitions_def=collection_variant_partitions, group_name="student", kinds={"peft", "torch"})
 def student_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, student: StudentSettings, teacher: TeacherResource, tracker: Tracker
 ) -> dg.MaterializeResult:
     """LoRA adapter trained with α·pairwise + β·listwise + γ·generation losses; card.json records
     the prompt variant, teacher and the data versions it was trained on."""
-    collection = context.partition_key
-    variant = teacher.variant()
+    collection, variant_name = collection_and_variant(context)
+    variant = teacher.variant(variant_name)
     warehouse = home.warehouse()
     where = {"collection": collection, "prompt_variant": variant.name}
     rows = warehouse.fetch_df(
@@ -60,6 +60,7 @@ def student_checkpoint(
     data_versions = {
         "train_pointwise": warehouse.table_hash("train_pointwise", where),
         "train_pairwise": warehouse.table_hash("train_pairwise", where),
+        "train_listwise": warehouse.table_hash("train_listwise", where),
         "teacher_judgments": warehouse.table_hash("teacher_judgments", where),
         "corpus": warehouse.table_hash("corpus", {"collection": collection}),
     }
@@ -96,14 +97,12 @@ def student_checkpoint(
     )
 
 
-@dg.asset(deps=[student_checkpoint, "bm25_candidates", "splits"], partitions_def=collection_partitions,
+@dg.asset(deps=[student_checkpoint, "bm25_candidates", "splits"], partitions_def=collection_variant_partitions,
           group_name="student", kinds={"torch", "duckdb"})
-def student_scores(
-    context: dg.AssetExecutionContext, home: RRHome, student: StudentSettings, teacher: TeacherResource
-) -> dg.MaterializeResult:
+def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: StudentSettings) -> dg.MaterializeResult:
     """Score-mode reranking of each evaluation query's top candidates by the student."""
-    collection = context.partition_key
-    name = checkpoint_name(collection, teacher.variant().name)
+    collection, variant_name = collection_and_variant(context)
+    name = checkpoint_name(collection, variant_name)
     warehouse = home.warehouse()
     rows = warehouse.fetch_df(named_sql("eval_candidates"), {"collection": collection, "depth": student.rerank_depth})
     reranker = StudentReranker(home.dir("checkpoints") / name)
@@ -120,7 +119,7 @@ def student_scores(
     frame.insert(1, "checkpoint", name)
     warehouse.replace_rows("student_scores", {"collection": collection, "checkpoint": name}, frame)
     write_trec_run([Candidate(r.query_id, r.doc_id, r.rank, r.score) for r in frame.itertuples()],
-                   home.dir("runs", collection) / "student.trec", "student")
+                   home.dir("runs", collection) / f"student-{variant_name}.trec", f"student-{variant_name}")
     return dg.MaterializeResult(
         metadata={"pairs_scored": len(frame), "queries": int(frame["query_id"].nunique()), "checkpoint": name,
                   "seconds": round(seconds, 1), "pairs_per_second": round(len(frame) / max(seconds, 1e-9), 2)},

@@ -1,73 +1,151 @@
-"""Stage 4: teacher rationales (direct relevance reasoning + graded label), cached per request."""
+"""Stage 4: teacher rationales of three kinds, each cached per request and partitioned by
+collection × prompt variant: direct judgments, pairwise comparisons, listwise window rankings."""
 
-import collections
+import json
+import sys
+from collections import Counter
+from contextlib import contextmanager
 
 import dagster as dg
 import pandas as pd
+from tqdm import tqdm
 
-from rr_assets.core.prompts import PromptVariant
-from rr_assets.core.teacher import JudgePair, RequestCache, TeacherUsage, judge_direct
+from rr_assets.core.candidate_sampling import comparison_pairs
+from rr_assets.core.teacher import (
+    JudgePair,
+    RequestCache,
+    TeacherUsage,
+    compare_pairs,
+    judge_direct,
+    rank_listwise,
+)
 from rr_assets.core.warehouse import named_sql
-from rr_assets.partitions import collection_partitions
+from rr_assets.partitions import collection_and_variant, collection_variant_partitions
 from rr_assets.resources import RRHome, TeacherResource, Tracker
 
+TEACHER_ASSET = dict(partitions_def=collection_variant_partitions, group_name="teacher", kinds={"openai", "duckdb"},
+                     pool="teacher")
 
-def build_teacher_judgments(variant: PromptVariant) -> dg.AssetsDefinition:
-    """The asset's code_version is the hash of the prompt variant's files: editing the prompt
-    marks the judgments (and everything downstream) stale."""
 
-    @dg.asset(
-        deps=["bm25_candidates", "queries", "corpus"],
-        partitions_def=collection_partitions,
-        code_version=variant.content_hash,
-        group_name="teacher",
-        kinds={"openai", "duckdb"},
+@contextmanager
+def teacher_session(context, home: RRHome, teacher: TeacherResource, tracker: Tracker, kind: str):
+    """Everything a teacher asset needs: the variant, an MLflow run, the endpoint, the request
+    cache, usage counters, and a progress logger."""
+    collection, name = collection_and_variant(context)
+    variant = teacher.variant(name)
+    usage = TeacherUsage()
+    params = {"collection": collection, "prompt_variant": name, "prompt_hash": variant.content_hash, "kind": kind,
+              "teacher_model": teacher.model, "teacher_base_url": teacher.base_url or "embedded",
+              "depth": teacher.depth, "max_queries": teacher.max_queries, "seed": teacher.seed,
+              "concurrency": teacher.concurrency, **{f"teacher_{k}": v for k, v in variant.teacher_params.items()}}
+
+    bar = tqdm(desc=f"teacher {kind}", unit="req", disable=not sys.stderr.isatty(), leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+        if done == total or done % max(1, total // 10) == 0:
+            context.log.info(f"{kind}: {done}/{total} new teacher requests answered")
+
+    with tracker.run(context, params) as tracked, bar:
+        with teacher.endpoint(home.dir("logs")) as endpoint, home.warehouse().connect() as con:
+            yield dict(collection=collection, variant=variant, endpoint=endpoint, cache=RequestCache(con),
+                       usage=usage, progress=progress, tracked=tracked)
+        tracked.metrics(usage_metadata(usage, teacher))
+
+
+def usage_metadata(usage: TeacherUsage, teacher: TeacherResource) -> dict:
+    return {"requests": usage.requests, "new_teacher_calls": usage.new_calls, "cache_hits": usage.cache_hits,
+            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "estimated_cost": round(teacher.cost(usage), 6)}
+
+
+def finish(home: RRHome, table: str, frame: pd.DataFrame, collection: str, variant, teacher, session, extra: dict):
+    """Write the partition's rows, then report metadata and a data version from their content."""
+    warehouse = home.warehouse()
+    where = {"collection": collection, "prompt_variant": variant.name}
+    frame.insert(0, "collection", collection)
+    frame.insert(1, "prompt_variant", variant.name)
+    frame["model"] = teacher.model
+    warehouse.replace_rows(table, where, frame)
+    return dg.MaterializeResult(
+        metadata={"rows": len(frame), **extra, **usage_metadata(session["usage"], teacher),
+                  "prompt_variant": variant.name, "prompt_hash": variant.content_hash, "teacher_model": teacher.model,
+                  "mlflow_run_id": session["tracked"].run_id},
+        data_version=dg.DataVersion(warehouse.table_hash(table, where)),
     )
-    def teacher_judgments(
-        context: dg.AssetExecutionContext, home: RRHome, teacher: TeacherResource, tracker: Tracker
-    ) -> dg.MaterializeResult:
-        """Explanation, then a graded label, for the top BM25 candidates of each query."""
-        collection = context.partition_key
-        variant = teacher.variant()
-        warehouse = home.warehouse()
-        rows = warehouse.fetch_df(
-            named_sql("judge_pairs"),
-            {"collection": collection, "depth": teacher.depth, "max_queries": teacher.max_queries},
-        )
+
+
+def _texts(home: RRHome, collection: str, teacher: TeacherResource):
+    rows = home.warehouse().fetch_df(
+        named_sql("judge_pairs"), {"collection": collection, "depth": teacher.depth, "max_queries": teacher.max_queries}
+    )
+    return rows, dict(zip(rows["query_id"], rows["query"])), dict(zip(rows["doc_id"], rows["document"]))
+
+
+@dg.asset(deps=["bm25_candidates", "queries", "corpus", "prompt_templates"], **TEACHER_ASSET)
+def teacher_judgments(context: dg.AssetExecutionContext, home: RRHome, teacher: TeacherResource,
+                      tracker: Tracker) -> dg.MaterializeResult:
+    """Direct relevance reasoning: an explanation, then a graded label, for the top candidates."""
+    with teacher_session(context, home, teacher, tracker, "direct") as s:
+        rows, _, _ = _texts(home, s["collection"], teacher)
         pairs = [JudgePair(r.query_id, r.doc_id, r.query, r.document) for r in rows.itertuples()]
-        usage = TeacherUsage()
-        step = max(1, len(pairs) // 10)
+        judgments = judge_direct(pairs, s["variant"], s["endpoint"], s["cache"], s["usage"], s["progress"])
+        frame = pd.DataFrame([j.__dict__ for j in judgments],
+                             columns=["query_id", "doc_id", "label", "explanation", "raw", "parse_error",
+                                      "request_hash", "truncated"])
+        labels = Counter(int(x) for x in frame["label"].dropna())
+        extra = {"parsed": int(frame["label"].notna().sum()), "parse_failures": int(frame["label"].isna().sum()),
+                 "truncated_documents": int(frame["truncated"].sum()),
+                 "label_distribution": dg.MetadataValue.json({str(k): v for k, v in sorted(labels.items())})}
+    return finish(home, "teacher_judgments", frame, s["collection"], s["variant"], teacher, s, extra)
 
-        def progress(done: int, total: int) -> None:
-            if done % step == 0 or done == total:
-                context.log.info(f"teacher: {done}/{total} new requests answered")
 
-        params = {"collection": collection, "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
-                  "teacher_model": teacher.model, "teacher_base_url": teacher.base_url or "embedded",
-                  "depth": teacher.depth, "max_queries": teacher.max_queries, "seed": teacher.seed,
-                  **{f"teacher_{k}": v for k, v in variant.teacher_params.items()}}
-        with tracker.run(context, params) as tracked:
-            with teacher.endpoint(home.dir("logs")) as endpoint, warehouse.connect() as con:
-                judgments = judge_direct(pairs, variant, endpoint, RequestCache(con), usage, progress)
-            frame = pd.DataFrame([j.__dict__ for j in judgments]).drop(columns=["truncated"])
-            frame.insert(0, "collection", collection)
-            frame.insert(1, "prompt_variant", variant.name)
-            frame["model"] = teacher.model
-            warehouse.replace_rows("teacher_judgments", {"collection": collection, "prompt_variant": variant.name}, frame)
-            parsed = int(frame["label"].notna().sum())
-            labels = collections.Counter(int(x) for x in frame["label"].dropna())
-            stats = {"judgments": len(frame), "parsed": parsed, "parse_failures": len(frame) - parsed,
-                     "truncated_documents": sum(j.truncated for j in judgments), "requests": usage.requests,
-                     "new_teacher_calls": usage.new_calls, "cache_hits": usage.cache_hits,
-                     "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-            tracked.metrics(stats)
-        return dg.MaterializeResult(
-            metadata={**stats, "label_distribution": dg.MetadataValue.json({str(k): v for k, v in sorted(labels.items())}),
-                      "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
-                      "teacher_model": teacher.model, "mlflow_run_id": tracked.run_id},
-            data_version=dg.DataVersion(
-                warehouse.table_hash("teacher_judgments", {"collection": collection, "prompt_variant": variant.name})
-            ),
-        )
+@dg.asset(deps=["bm25_candidates", "queries", "corpus", "prompt_templates", "teacher_judgments"], **TEACHER_ASSET)
+def teacher_comparisons(context: dg.AssetExecutionContext, home: RRHome, teacher: TeacherResource,
+                        tracker: Tracker) -> dg.MaterializeResult:
+    """Comparison reasoning (R2R): which of two candidates is more relevant, and why; a seeded
+    sample of pairs is asked again with A and B swapped to measure position bias."""
+    with teacher_session(context, home, teacher, tracker, "comparison") as s:
+        collection, variant = s["collection"], s["variant"]
+        rows, queries, documents = _texts(home, collection, teacher)
+        ranked = {q: list(g["doc_id"]) for q, g in rows.groupby("query_id", sort=True)}
+        labels_frame = home.warehouse().fetch_df(
+            "SELECT query_id, doc_id, label FROM teacher_judgments "
+            "WHERE collection = ? AND prompt_variant = ? AND label IS NOT NULL", [collection, variant.name])
+        direct = {}
+        for r in labels_frame.itertuples():
+            direct.setdefault(r.query_id, {})[r.doc_id] = int(r.label)
+        options = variant.comparison
+        pairs = comparison_pairs(ranked, direct, int(options["max_pairs_per_query"]),
+                                 float(options["swap_fraction"]), teacher.seed)
+        comparisons = compare_pairs(pairs, queries, documents, variant, s["endpoint"], s["cache"], s["usage"],
+                                    s["progress"])
+        frame = pd.DataFrame([c.__dict__ for c in comparisons],
+                             columns=["query_id", "doc_a", "doc_b", "reason", "swapped", "preferred_doc_id",
+                                      "explanation", "raw", "parse_error", "request_hash"])
+        extra = {"pairs": int((~frame["swapped"]).sum()), "swapped_pairs": int(frame["swapped"].sum()),
+                 "parse_failures": int(frame["preferred_doc_id"].isna().sum()),
+                 "reasons": dg.MetadataValue.json(frame["reason"].value_counts().to_dict())}
+    return finish(home, "teacher_comparisons", frame, collection, variant, teacher, s, extra)
 
-    return teacher_judgments
+
+@dg.asset(deps=["bm25_candidates", "queries", "corpus", "prompt_templates"], **TEACHER_ASSET)
+def teacher_rankings(context: dg.AssetExecutionContext, home: RRHome, teacher: TeacherResource,
+                     tracker: Tracker) -> dg.MaterializeResult:
+    """Listwise ranking with reasoning over sliding windows of the candidates (RankGPT-style)."""
+    with teacher_session(context, home, teacher, tracker, "listwise") as s:
+        collection, variant = s["collection"], s["variant"]
+        rows, queries, documents = _texts(home, collection, teacher)
+        ranked = {q: list(g["doc_id"]) for q, g in rows.groupby("query_id", sort=True)}
+        window, stride = int(variant.listwise["window"]), int(variant.listwise["stride"])
+        windows, final = rank_listwise(ranked, queries, documents, variant, s["endpoint"], s["cache"], s["usage"],
+                                       window, stride, s["progress"])
+        frame = pd.DataFrame(
+            [{**w.__dict__, "input_doc_ids": json.dumps(w.input_doc_ids), "ranked_doc_ids": json.dumps(w.ranked_doc_ids),
+              "final_doc_ids": json.dumps(final[w.query_id])} for w in windows],
+            columns=["query_id", "window_index", "start_rank", "input_doc_ids", "ranked_doc_ids", "explanation", "raw",
+                     "parse_error", "repaired", "request_hash", "final_doc_ids"])
+        extra = {"windows": len(frame), "window_size": window, "stride": stride,
+                 "parse_failures": int(frame["parse_error"].notna().sum()), "repaired": int(frame["repaired"].sum())}
+    return finish(home, "teacher_rankings", frame, collection, variant, teacher, s, extra)

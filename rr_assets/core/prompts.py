@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 import yaml
 
-KINDS = ("direct",)
+KINDS = ("direct", "comparison", "listwise")
 
 
 class PromptError(ValueError):
@@ -25,6 +25,8 @@ class PromptVariant:
     api: str
     max_doc_words: int
     teacher_params: dict = field(default_factory=dict)
+    comparison: dict = field(default_factory=dict)
+    listwise: dict = field(default_factory=dict)
     content_hash: str = ""
 
     def render(self, kind: str, **values: str) -> str:
@@ -80,5 +82,7 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         api=api,
         max_doc_words=int(meta.get("max_doc_words", 300)),
         teacher_params=dict(meta.get("teacher_params", {})),
+        comparison={"max_pairs_per_query": 4, "swap_fraction": 0.5, **meta.get("comparison", {})},
+        listwise={"window": 4, "stride": 2, **meta.get("listwise", {})},
         content_hash=variant_hash(folder),
     )

@@ -10,6 +10,12 @@ _LABEL_LINE = re.compile(r"(?:relevance|label|score)\s*[:=]\s*\**\s*(-?\d+)", re
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
+def verdict_missing(parsed) -> bool:
+    """The answer stopped before its verdict (label, preference or ranking): errors of that kind
+    start with "no ", and a short follow-up request can still ask for the verdict."""
+    return parsed.error is not None and parsed.error.startswith("no ")
+
+
 @dataclass(frozen=True)
 class ParsedDirect:
     label: int | None
@@ -50,3 +56,78 @@ def _checked(raw_label, explanation: str, labels: tuple[int, ...]) -> ParsedDire
     if not explanation:
         return ParsedDirect(label, explanation, "empty explanation")
     return ParsedDirect(label, explanation, None)
+
+
+_PREFERRED = re.compile(r"(?:preferred|winner|more relevant|answer)\s*[:=]?\s*\**\s*(?:document\s*)?\[?([AB])\]?\b", re.IGNORECASE)
+_RANK_ID = re.compile(r"\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class ParsedComparison:
+    preferred: str | None  # "A" or "B"
+    explanation: str
+    error: str | None
+
+
+def parse_comparison(text: str) -> ParsedComparison:
+    """Accept JSON ({"explanation", "preferred": "A"|"B"}) or "<explanation>\\nPreferred: A"."""
+    text = text.strip()
+    match = _JSON_OBJECT.search(text)
+    if match:
+        try:
+            obj = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "preferred" in obj:
+            preferred = str(obj["preferred"]).strip().upper()
+            explanation = str(obj.get("explanation", "")).strip()
+            if preferred not in ("A", "B"):
+                return ParsedComparison(None, explanation, f"preferred {obj['preferred']!r} is not A or B")
+            return ParsedComparison(preferred, explanation, None if explanation else "empty explanation")
+    found = _PREFERRED.search(text)
+    if not found:
+        return ParsedComparison(None, text.split("\n")[0].strip(), "no preferred document found")
+    explanation = text[: found.start()].strip()
+    return ParsedComparison(found.group(1).upper(), explanation, None if explanation else "empty explanation")
+
+
+@dataclass(frozen=True)
+class ParsedRanking:
+    order: list[int]  # 0-based positions in the window, best first; always a full permutation
+    explanation: str
+    error: str | None
+    repaired: bool = False
+
+
+def parse_ranking(text: str, size: int) -> ParsedRanking:
+    """RankGPT-style "[2] > [1] > [3]" after an explanation (or JSON {"explanation", "ranking"}).
+    Out-of-range and repeated ids are dropped and missing ones appended in their original order
+    (marked `repaired`); an answer with no usable id is an error and keeps the input order."""
+    text = text.strip()
+    ids: list[int] = []
+    explanation = text
+    match = _JSON_OBJECT.search(text)
+    obj = None
+    if match:
+        try:
+            obj = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            obj = None
+    if isinstance(obj, dict) and "ranking" in obj:
+        explanation = str(obj.get("explanation", "")).strip()
+        raw = obj["ranking"]
+        ids = [int(x) for x in (raw if isinstance(raw, list) else _RANK_ID.findall(str(raw))) if str(x).isdigit()]
+    else:
+        ranking_at = text.lower().rfind("ranking:")
+        if ranking_at >= 0:
+            explanation = text[:ranking_at].strip()
+            ids = [int(x) for x in _RANK_ID.findall(text[ranking_at:])]
+    order: list[int] = []
+    for i in ids:
+        if 1 <= i <= size and i - 1 not in order:
+            order.append(i - 1)
+    if not order:
+        return ParsedRanking(list(range(size)), explanation, "no ranking found")
+    repaired = len(order) != size or len(ids) != size
+    order += [i for i in range(size) if i not in order]
+    return ParsedRanking(order, explanation, None if explanation else "empty explanation", repaired)

@@ -1,7 +1,8 @@
 """A small dbt-like runner: one `.sql` file = one DuckDB table; `{{ ref('x') }}` names a dependency.
 
-Models are partitioned by collection: each run replaces the rows of one collection, in one
-transaction. Values reach SQL only as named parameters (`$collection`, ...)."""
+A model is partitioned by the key columns its SQL filters on as parameters (`$collection`, and
+`$prompt_variant` where used): each run replaces the rows of one partition, in one transaction.
+Values reach SQL only as named parameters."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rr_assets.core.warehouse import checked_identifier
 
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([a-z_][a-z0-9_]*)['\"]\s*\)\s*\}\}")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+PARTITION_COLUMNS = ("collection", "prompt_variant")
 
 
 class SqlModelError(ValueError):
@@ -40,6 +42,9 @@ class SqlModel:
     def parameters(self) -> set[str]:
         return set(_PARAM.findall(self.sql))
 
+    def partition_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in PARTITION_COLUMNS if c in self.parameters())
+
 
 def load_models(folder: str | Path) -> dict[str, SqlModel]:
     """Every `*.sql` file in `folder`, checked for unknown placeholders and cycles."""
@@ -60,7 +65,8 @@ def load_models(folder: str | Path) -> dict[str, SqlModel]:
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: SqlModel, params: dict[str, object]) -> int:
-    """Replace `params['collection']`'s rows of the model's table; returns the new row count.
+    """Replace the rows of the partition named in `params` (its partition columns); returns the
+    new row count.
     A table whose columns no longer match the SQL is rebuilt (derived data: nothing is lost)."""
     missing = model.parameters() - set(params)
     if missing:
@@ -80,7 +86,9 @@ def run_model(con: duckdb.DuckDBPyConnection, model: SqlModel, params: dict[str,
             con.execute(f"DROP TABLE IF EXISTS {table}")
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM rr_model_rows")
         else:
-            con.execute(f"DELETE FROM {table} WHERE collection = ?", [params["collection"]])
+            columns = model.partition_columns()
+            condition = " AND ".join(f"{c} = ?" for c in columns) or "TRUE"
+            con.execute(f"DELETE FROM {table} WHERE {condition}", [params[c] for c in columns])
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rr_model_rows")
         count = con.execute("SELECT count(*) FROM rr_model_rows").fetchone()[0]
         con.execute("DROP TABLE rr_model_rows")

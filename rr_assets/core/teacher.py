@@ -11,8 +11,9 @@ from typing import Callable
 import duckdb
 import openai
 
+from rr_assets.core.candidate_sampling import ComparisonPair, sliding_windows
 from rr_assets.core.prompts import PromptVariant
-from rr_assets.core.rationale import parse_direct
+from rr_assets.core.rationale import parse_comparison, parse_direct, parse_ranking, verdict_missing
 
 
 class TeacherError(RuntimeError):
@@ -184,6 +185,34 @@ class Judgment:
     truncated: bool
 
 
+def _ask(
+    prompts: list[str],
+    variant: PromptVariant,
+    endpoint: TeacherEndpoint,
+    cache: RequestCache,
+    usage: TeacherUsage,
+    parse: Callable[[int, str], object],
+    cue: str,
+    cue_tokens: int,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[TeacherRequest], list[str], list]:
+    """Send prompts and parse the answers. With the completions API, an answer that stops before
+    its verdict gets one short follow-up request: the prompt, the explanation it wrote, then `cue`
+    (e.g. "Relevance:"); both requests are cached like any other."""
+    params = dict(variant.teacher_params)
+    requests = [make_request(variant.api, p, params) for p in prompts]
+    raws = [r.text for r in complete_all(endpoint, requests, cache, usage, progress)]
+    parsed = [parse(i, raw) for i, raw in enumerate(raws)]
+    retry = [i for i, p in enumerate(parsed) if verdict_missing(p) and variant.api == "completions"]
+    if retry:
+        cue_params = {**params, "max_tokens": cue_tokens, "stop": ["\n"]}
+        follow_ups = [make_request("completions", f"{prompts[i]} {parsed[i].explanation}\n{cue}", cue_params) for i in retry]
+        for i, answer in zip(retry, complete_all(endpoint, follow_ups, cache, usage)):
+            parsed[i] = parse(i, f"{parsed[i].explanation}\n{cue}{answer.text}")
+            raws[i] = f"{raws[i]}\n[follow-up] {cue}{answer.text}"
+    return requests, raws, parsed
+
+
 def judge_direct(
     pairs: list[JudgePair],
     variant: PromptVariant,
@@ -192,32 +221,111 @@ def judge_direct(
     usage: TeacherUsage,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Judgment]:
-    """Direct relevance reasoning: explanation, then a graded label. With the completions API, an
-    answer that stops before its label gets one short follow-up request that asks for the label."""
-    params = dict(variant.teacher_params)
+    """Direct relevance reasoning: an explanation, then a graded label."""
     prompts, truncated = [], []
     for pair in pairs:
         document, cut = variant.truncate(pair.document)
         prompts.append(variant.render("direct", query=pair.query, document=document))
         truncated.append(cut)
-    requests = [make_request(variant.api, p, params) for p in prompts]
-    responses = complete_all(endpoint, requests, cache, usage, progress)
-    parsed = [parse_direct(r.text, variant.labels) for r in responses]
-
-    follow_up = [i for i, p in enumerate(parsed) if p.label is None and variant.api == "completions"]
-    if follow_up:
-        label_params = {**params, "max_tokens": 3, "stop": ["\n"]}
-        label_requests = [
-            make_request("completions", prompts[i] + " " + parsed[i].explanation + "\nRelevance:", label_params)
-            for i in follow_up
-        ]
-        for i, answer in zip(follow_up, complete_all(endpoint, label_requests, cache, usage)):
-            parsed[i] = parse_direct(f"{parsed[i].explanation}\nRelevance:{answer.text}", variant.labels)
-            raw = f"{responses[i].text}\n[label follow-up] Relevance:{answer.text}"
-            responses[i] = TeacherResponse(raw, 0, 0)
-
+    requests, raws, parsed = _ask(
+        prompts, variant, endpoint, cache, usage, lambda i, t: parse_direct(t, variant.labels), "Relevance:", 3,
+        progress,
+    )
     return [
-        Judgment(pair.query_id, pair.doc_id, p.label, p.explanation, r.text, p.error,
-                 req.cache_key(endpoint.model), cut)
-        for pair, p, r, req, cut in zip(pairs, parsed, responses, requests, truncated)
+        Judgment(pair.query_id, pair.doc_id, p.label, p.explanation, raw, p.error, req.cache_key(endpoint.model), cut)
+        for pair, p, raw, req, cut in zip(pairs, parsed, raws, requests, truncated)
     ]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    query_id: str
+    doc_a: str
+    doc_b: str
+    reason: str
+    swapped: bool
+    preferred_doc_id: str | None
+    explanation: str
+    raw: str
+    parse_error: str | None
+    request_hash: str
+
+
+def compare_pairs(
+    pairs: list[ComparisonPair],
+    queries: dict[str, str],
+    documents: dict[str, str],
+    variant: PromptVariant,
+    endpoint: TeacherEndpoint,
+    cache: RequestCache,
+    usage: TeacherUsage,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Comparison]:
+    """Comparison reasoning (R2R): which of two candidates is more relevant, and why."""
+    prompts = [
+        variant.render("comparison", query=queries[p.query_id], document_a=variant.truncate(documents[p.doc_a])[0],
+                       document_b=variant.truncate(documents[p.doc_b])[0])
+        for p in pairs
+    ]
+    requests, raws, parsed = _ask(
+        prompts, variant, endpoint, cache, usage, lambda i, t: parse_comparison(t), "Preferred:", 3, progress
+    )
+    return [
+        Comparison(p.query_id, p.doc_a, p.doc_b, p.reason, p.swapped,
+                   {"A": p.doc_a, "B": p.doc_b}.get(r.preferred), r.explanation, raw, r.error,
+                   req.cache_key(endpoint.model))
+        for p, r, raw, req in zip(pairs, parsed, raws, requests)
+    ]
+
+
+@dataclass(frozen=True)
+class WindowRanking:
+    query_id: str
+    window_index: int
+    start_rank: int
+    input_doc_ids: list[str]
+    ranked_doc_ids: list[str]
+    explanation: str
+    raw: str
+    parse_error: str | None
+    repaired: bool
+    request_hash: str
+
+
+def rank_listwise(
+    candidates: dict[str, list[str]],
+    queries: dict[str, str],
+    documents: dict[str, str],
+    variant: PromptVariant,
+    endpoint: TeacherEndpoint,
+    cache: RequestCache,
+    usage: TeacherUsage,
+    window: int,
+    stride: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[WindowRanking], dict[str, list[str]]]:
+    """Listwise ranking with reasoning over RankGPT-style sliding windows (bottom to top). Each
+    round sends the next window of every query at once; returns every window's answer and the
+    final order per query."""
+    order = {q: list(docs) for q, docs in candidates.items()}
+    plans = {q: sliding_windows(len(docs), window, stride) for q, docs in candidates.items() if docs}
+    results: list[WindowRanking] = []
+    for round_index in range(max((len(w) for w in plans.values()), default=0)):
+        active = [q for q in sorted(plans) if round_index < len(plans[q])]
+        spans = [plans[q][round_index] for q in active]
+        inputs = [order[q][start:end] for q, (start, end) in zip(active, spans)]
+        prompts = [
+            variant.render("listwise", query=queries[q], documents=[
+                {"id": i, "text": variant.truncate(documents[d])[0]} for i, d in enumerate(docs, start=1)])
+            for q, docs in zip(active, inputs)
+        ]
+        requests, raws, parsed = _ask(
+            prompts, variant, endpoint, cache, usage, lambda i, t: parse_ranking(t, len(inputs[i])),
+            "Ranking:", 8 * window, progress,
+        )
+        for q, (start, end), docs, req, raw, p in zip(active, spans, inputs, requests, raws, parsed):
+            ranked = [docs[i] for i in p.order]
+            order[q][start:end] = ranked
+            results.append(WindowRanking(q, round_index, start + 1, docs, ranked, p.explanation, raw, p.error,
+                                         p.repaired, req.cache_key(endpoint.model)))
+    return results, order

@@ -1,4 +1,5 @@
-"""Checks on teacher outputs: a Great Expectations suite, and agreement with human qrels."""
+"""Checks on teacher outputs: Great Expectations suites per reasoning kind, agreement with human
+qrels, and swap consistency of comparisons."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-JUDGMENT_COLUMNS = ["query_id", "doc_id", "label", "explanation", "raw", "parse_error", "request_hash"]
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 
 @dataclass(frozen=True)
@@ -17,47 +18,91 @@ class SuiteOutcome:
     details: dict[str, object]
 
 
-def validate_judgments(
-    frame: pd.DataFrame, labels: tuple[int, ...], max_parse_failure_rate: float,
+def _expectations(kind: str, labels: tuple[int, ...], max_failure_rate: float, explanation_chars: tuple[int, int]):
+    """(expectations on all rows, expectations on parsed rows) for one reasoning kind."""
+    import great_expectations.expectations as gxe
+
+    explanation = [
+        gxe.ExpectColumnValuesToNotBeNull(column="explanation"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="explanation", min_value=explanation_chars[0],
+                                                max_value=explanation_chars[1]),
+    ]
+    common = [gxe.ExpectTableRowCountToBeBetween(min_value=1), gxe.ExpectColumnValuesToNotBeNull(column="raw"),
+              gxe.ExpectColumnValuesToBeNull(column="parse_error", mostly=1.0 - max_failure_rate)]
+    if kind == "direct":
+        return common + [
+            gxe.ExpectTableColumnsToMatchSet(column_set=["query_id", "doc_id", "label", "explanation", "raw",
+                                                         "parse_error", "request_hash"], exact_match=False),
+            gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels)),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["query_id", "doc_id"]),
+        ], explanation + [gxe.ExpectColumnValuesToNotBeNull(column="label")]
+    if kind == "comparison":
+        return common + [
+            gxe.ExpectTableColumnsToMatchSet(column_set=["query_id", "doc_a", "doc_b", "preferred_doc_id", "swapped",
+                                                         "explanation", "raw", "parse_error"], exact_match=False),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["query_id", "doc_a", "doc_b"]),
+            gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["adjacent", "label_disagreement"]),
+            gxe.ExpectColumnValuesToBeInSet(column="preferred_is_a_or_b", value_set=[True]),
+        ], explanation
+    if kind == "listwise":
+        return common + [
+            gxe.ExpectTableColumnsToMatchSet(column_set=["query_id", "window_index", "input_doc_ids", "ranked_doc_ids",
+                                                         "explanation", "raw", "parse_error"], exact_match=False),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["query_id", "window_index"]),
+            gxe.ExpectColumnValuesToBeJsonParseable(column="ranked_doc_ids"),
+            gxe.ExpectColumnValuesToBeInSet(column="is_permutation", value_set=[True]),
+        ], explanation
+    raise ValueError(f"unknown reasoning kind {kind!r}")
+
+
+def _derived_columns(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Row-wise facts GX cannot express directly, as boolean columns the suite checks."""
+    import json
+
+    frame = frame.copy()
+    if kind == "comparison" and len(frame):
+        frame["preferred_is_a_or_b"] = [
+            p is None or p != p or p in (a, b) for p, a, b in zip(frame["preferred_doc_id"], frame["doc_a"], frame["doc_b"])
+        ]
+    if kind == "listwise" and len(frame):
+        def is_permutation(inputs: str, ranked: str) -> bool:
+            try:
+                return sorted(json.loads(inputs)) == sorted(json.loads(ranked))
+            except (TypeError, ValueError):
+                return False
+        frame["is_permutation"] = [is_permutation(i, r) for i, r in zip(frame["input_doc_ids"], frame["ranked_doc_ids"])]
+    return frame
+
+
+def validate_teacher_output(
+    kind: str, frame: pd.DataFrame, labels: tuple[int, ...], max_parse_failure_rate: float,
     explanation_chars: tuple[int, int] = (1, 2000),
 ) -> SuiteOutcome:
-    """Run the GX suite for direct judgments: schema, label domain, explanation length on parsed
-    rows, unique (query, document) keys and the parse-failure rate."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    """Run the GX suite of one reasoning kind: schema, domains, unique keys, the parse-failure
+    rate, and explanation presence and length on the rows that parsed."""
     import great_expectations as gx
-    import great_expectations.expectations as gxe
 
     context = gx.get_context(mode="ephemeral")
     batch_definition = (
-        context.data_sources.add_pandas("rr")
-        .add_dataframe_asset("teacher_judgments")
+        context.data_sources.add_pandas("rr").add_dataframe_asset(f"teacher_{kind}")
         .add_batch_definition_whole_dataframe("partition")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name="teacher_judgments_direct"))
-    suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=JUDGMENT_COLUMNS, exact_match=False))
-    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels)))
-    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=["query_id", "doc_id"]))
-    suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="raw"))
-    suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="label", mostly=1.0 - max_parse_failure_rate))
+    on_all, on_parsed = _expectations(kind, labels, max_parse_failure_rate, explanation_chars)
+    frame = _derived_columns(kind, frame)
     parsed = frame[frame["parse_error"].isna()] if "parse_error" in frame else frame
-    parsed_suite = context.suites.add(gx.ExpectationSuite(name="teacher_judgments_parsed"))
-    parsed_suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="explanation"))
-    parsed_suite.add_expectation(
-        gxe.ExpectColumnValueLengthsToBeBetween(
-            column="explanation", min_value=explanation_chars[0], max_value=explanation_chars[1]
-        )
-    )
     failed, details = [], {}
-    for name, data, checked in (("all rows", frame, suite), ("parsed rows", parsed, parsed_suite)):
-        result = batch_definition.get_batch(batch_parameters={"dataframe": data}).validate(checked)
+    for scope, data, expectations in (("all rows", frame, on_all), ("parsed rows", parsed, on_parsed)):
+        suite = context.suites.add(gx.ExpectationSuite(name=f"teacher_{kind}_{scope.replace(' ', '_')}"))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        result = batch_definition.get_batch(batch_parameters={"dataframe": data}).validate(suite)
         for item in result.results:
-            kind = item.expectation_config.type
             column = item.expectation_config.kwargs.get("column", "")
-            key = f"{kind}({column})" if column else kind
-            details[key] = {"success": bool(item.success), "unexpected": item.result.get("unexpected_count")}
+            key = f"{item.expectation_config.type}({column})" if column else item.expectation_config.type
+            details[f"{key} on {scope}"] = {"success": bool(item.success),
+                                            "unexpected": item.result.get("unexpected_count")}
             if not item.success:
-                failed.append(f"{key} on {name}")
+                failed.append(f"{key} on {scope}")
     return SuiteOutcome(not failed, failed, details)
 
 

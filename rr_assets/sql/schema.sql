@@ -23,8 +23,22 @@ CREATE TABLE IF NOT EXISTS teacher_requests (
 CREATE TABLE IF NOT EXISTS teacher_judgments (
     collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
     doc_id VARCHAR NOT NULL, label INTEGER, explanation VARCHAR, raw VARCHAR NOT NULL,
-    parse_error VARCHAR, request_hash VARCHAR NOT NULL, model VARCHAR NOT NULL,
+    parse_error VARCHAR, request_hash VARCHAR NOT NULL, model VARCHAR NOT NULL, truncated BOOLEAN NOT NULL,
     PRIMARY KEY (collection, prompt_variant, query_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS teacher_comparisons (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
+    doc_a VARCHAR NOT NULL, doc_b VARCHAR NOT NULL, reason VARCHAR NOT NULL, swapped BOOLEAN NOT NULL,
+    preferred_doc_id VARCHAR, explanation VARCHAR, raw VARCHAR NOT NULL, parse_error VARCHAR,
+    request_hash VARCHAR NOT NULL, model VARCHAR NOT NULL,
+    PRIMARY KEY (collection, prompt_variant, query_id, doc_a, doc_b)
+);
+CREATE TABLE IF NOT EXISTS teacher_rankings (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
+    window_index INTEGER NOT NULL, start_rank INTEGER NOT NULL, input_doc_ids VARCHAR NOT NULL,
+    ranked_doc_ids VARCHAR NOT NULL, final_doc_ids VARCHAR NOT NULL, explanation VARCHAR, raw VARCHAR NOT NULL,
+    parse_error VARCHAR, repaired BOOLEAN NOT NULL, request_hash VARCHAR NOT NULL, model VARCHAR NOT NULL,
+    PRIMARY KEY (collection, prompt_variant, query_id, window_index)
 );
 CREATE TABLE IF NOT EXISTS student_scores (
     collection VARCHAR NOT NULL, checkpoint VARCHAR NOT NULL, query_id VARCHAR NOT NULL,

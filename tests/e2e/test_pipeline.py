@@ -13,7 +13,6 @@ from mlflow.tracking import MlflowClient
 
 from rr_assets.cli import materialize
 from rr_assets.config import load_config
-from rr_assets.definitions import PIPELINE_JOB, build_definitions
 from tests.conftest import PROJECT_ROOT, write_config
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +40,9 @@ def latest_metadata(instance, key: str) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+TEACHER_ASSETS = ("teacher_judgments", "teacher_comparisons", "teacher_rankings")
+
+
 def test_warehouse_tables(pipeline):
     config, _, _ = pipeline
     con = duckdb.connect(f"{config.home}/warehouse.duckdb", read_only=True)
@@ -48,6 +50,8 @@ def test_warehouse_tables(pipeline):
     assert count("corpus") == 400 and count("queries") == 55 and count("qrels") > 55
     assert count("candidates") > 55 * 50
     assert count("teacher_judgments") == 10 * 5
+    assert count("teacher_comparisons") >= 10 * 4 and count("teacher_rankings") == 10 * 2
+    assert count("train_pairwise") > 0 and count("train_listwise") > 0
     splits = dict(con.execute("SELECT split, count(*) FROM splits GROUP BY split").fetchall())
     assert set(splits) == {"train", "eval"} and splits["train"] + splits["eval"] == 55
     overlap = con.execute(
@@ -62,17 +66,18 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
     config, _, _ = pipeline
     home = config.home
     assert os.listdir(f"{home}/indexes/demo")
-    for run in ("bm25", "student"):
+    for run in ("bm25", "student-default"):
         assert open(f"{home}/runs/demo/{run}.trec").readline().split()[1] == "Q0"
     card = json.load(open(f"{home}/checkpoints/demo-default/card.json"))
     assert card["prompt_variant"] == "default" and len(card["prompt_hash"]) == 16
     assert card["teacher_model"] == "gemma-3-270m" and card["base_model"] == "embedded"
-    assert set(card["data_versions"]) == {"train_pointwise", "train_pairwise", "teacher_judgments", "corpus"}
+    assert set(card["data_versions"]) == {"train_pointwise", "train_pairwise", "train_listwise", "teacher_judgments",
+                                          "corpus"}
     assert len(card["losses"]) == 2 and card["mlflow_run_id"] and card["dagster_run_id"]
     assert os.path.exists(f"{home}/checkpoints/demo-default/adapter_model.safetensors")
     metrics = json.load(open(f"{home}/reports/demo/metrics.json"))
     assert metrics["collection"] == "demo" and isinstance(metrics["queries"], int) and metrics["queries"] > 0
-    assert set(metrics["systems"]) == {"bm25", "teacher", "student"}
+    assert set(metrics["systems"]) == {"bm25", "teacher", "teacher_listwise", "student"}
     for values in metrics["systems"].values():
         assert {"nDCG@10", "nDCG@5", "RR@10", "R@100"} <= set(values)
         assert all(0.0 <= v <= 1.0 for v in values.values())
@@ -82,14 +87,13 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
 
 def test_asset_checks_and_metadata(pipeline):
     _, instance, _ = pipeline
-    gx = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("teacher_judgments"), "teacher_judgments_gx_suite")]
-    )
-    record = next(iter(gx.values()))
-    assert record.status.value == "SUCCEEDED"
+    keys = [dg.AssetCheckKey(dg.AssetKey(a), f"{a}_gx_suite") for a in TEACHER_ASSETS]
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    assert {k.asset_key.path[0] for k in records} == set(TEACHER_ASSETS)
+    assert all(r.status.value == "SUCCEEDED" for r in records.values())
     teacher = latest_metadata(instance, "teacher_judgments")
-    assert teacher["judgments"] == 50 and teacher["prompt_variant"] == "default"
-    assert teacher["new_teacher_calls"] + teacher["cache_hits"] >= 50
+    assert teacher["rows"] == 50 and teacher["prompt_variant"] == "default"
+    assert teacher["new_teacher_calls"] + teacher["cache_hits"] >= 50 and teacher["prompt_tokens"] > 0
 
 
 def test_mlflow_runs_lead_back_to_dagster(pipeline):
@@ -97,7 +101,7 @@ def test_mlflow_runs_lead_back_to_dagster(pipeline):
     client = MlflowClient(config.mlflow_tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("rr").experiment_id])
     by_asset = {r.data.tags["dagster.asset_key"]: r for r in runs}
-    assert {"teacher_judgments", "student_checkpoint", "benchmark_report"} <= set(by_asset)
+    assert {*TEACHER_ASSETS, "student_checkpoint", "benchmark_report"} <= set(by_asset)
     dagster_run = by_asset["student_checkpoint"].data.tags["dagster.run_id"]
     assert instance.get_run_by_id(dagster_run) is not None
     assert by_asset["teacher_judgments"].data.params["prompt_variant"] == "default"
@@ -106,13 +110,10 @@ def test_mlflow_runs_lead_back_to_dagster(pipeline):
 
 def test_unchanged_prompt_costs_no_teacher_calls(pipeline):
     config, instance, _ = pipeline
-    defs = build_definitions(config)
-    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-        partition_key="demo", instance=instance, asset_selection=[dg.AssetKey("teacher_judgments")]
-    )
-    assert result.success
-    metadata = latest_metadata(instance, "teacher_judgments")
-    assert metadata["new_teacher_calls"] == 0 and metadata["cache_hits"] == metadata["requests"]
+    assert materialize(config, selection=" or ".join(f"key:{a}" for a in TEACHER_ASSETS))
+    for asset in TEACHER_ASSETS:
+        metadata = latest_metadata(instance, asset)
+        assert metadata["new_teacher_calls"] == 0 and metadata["cache_hits"] == metadata["requests"] > 0
 
 
 def test_rerank_cli_uses_the_checkpoint(pipeline, tmp_path):

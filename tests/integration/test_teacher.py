@@ -55,3 +55,29 @@ def test_embedded_server_stops_after_the_block(gguf_path, tmp_path):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_comparisons_and_sliding_window_rankings(teacher_url, tmp_path):
+    from rr_assets.core.candidate_sampling import comparison_pairs
+    from rr_assets.core.teacher import compare_pairs, rank_listwise
+
+    variant = load_variant(PROJECT_ROOT / "resources" / "prompts", "default")
+    endpoint = TeacherEndpoint(teacher_url, "gemma-3-270m", concurrency=2)
+    cache = RequestCache(cache_db(tmp_path / "w.duckdb"))
+    collection = load_beir("demo", DEMO_DIR)
+    queries = {q.query_id: q.text for q in collection.queries}
+    documents = {d.doc_id: d.text for d in collection.documents}
+    ranked = {"bio-q01": [d.doc_id for d in collection.documents[:5]]}
+
+    pairs = comparison_pairs(ranked, {}, max_pairs_per_query=2, swap_fraction=1.0, seed=0)
+    usage = TeacherUsage()
+    comparisons = compare_pairs(pairs, queries, documents, variant, endpoint, cache, usage)
+    assert len(comparisons) == 4 and sum(c.swapped for c in comparisons) == 2
+    assert all(c.preferred_doc_id in (c.doc_a, c.doc_b, None) for c in comparisons)
+    assert sum(c.preferred_doc_id is not None for c in comparisons) >= 3
+
+    windows, final = rank_listwise(ranked, queries, documents, variant, endpoint, cache, TeacherUsage(), 3, 2)
+    assert [(w.window_index, w.start_rank) for w in windows] == [(0, 3), (1, 1)]
+    assert sorted(final["bio-q01"]) == sorted(ranked["bio-q01"])
+    assert all(sorted(w.ranked_doc_ids) == sorted(w.input_doc_ids) for w in windows)
+    assert final["bio-q01"][:3] == windows[-1].ranked_doc_ids

@@ -28,3 +28,23 @@ def test_label_outside_scale():
 def test_empty_explanation_is_an_error():
     parsed = parse_direct("Relevance: 1", LABELS)
     assert parsed.label == 1 and parsed.error == "empty explanation"
+
+
+def test_comparison_formats():
+    from rr_assets.core.rationale import parse_comparison
+
+    assert parse_comparison("A explains the cause; B does not.\nPreferred: A").preferred == "A"
+    assert parse_comparison('{"explanation": "B is on topic.", "preferred": "b"}').preferred == "B"
+    missing = parse_comparison("Both are fine.")
+    assert missing.preferred is None and missing.error == "no preferred document found"
+
+
+def test_ranking_is_repaired_into_a_permutation():
+    from rr_assets.core.rationale import parse_ranking
+
+    clean = parse_ranking("[3] names the principle.\nRanking: [3] > [1] > [2]", 3)
+    assert clean.order == [2, 0, 1] and not clean.repaired and clean.error is None
+    repaired = parse_ranking("Short.\nRanking: [2] > [2] > [9]", 3)
+    assert repaired.order == [1, 0, 2] and repaired.repaired
+    failed = parse_ranking("no idea", 3)
+    assert failed.order == [0, 1, 2] and failed.error == "no ranking found"

@@ -9,9 +9,11 @@ pytestmark = pytest.mark.unit
 
 def test_project_models_and_their_refs():
     models = load_models(PROJECT_ROOT / "dbt_like_sql")
-    assert {"splits", "train_pointwise", "train_pairwise"} <= set(models)
-    assert set(models["train_pairwise"].refs) == {"train_pointwise"}
+    assert {"splits", "train_pointwise", "train_pairwise", "train_listwise"} <= set(models)
+    assert set(models["train_pairwise"].refs) == {"teacher_comparisons", "splits", "train_pointwise"}
     assert "teacher_judgments" in models["train_pointwise"].refs
+    assert models["splits"].partition_columns() == ("collection",)
+    assert models["train_listwise"].partition_columns() == ("collection", "prompt_variant")
 
 
 def test_cycle_is_reported(tmp_path):
