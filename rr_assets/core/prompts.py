@@ -10,6 +10,9 @@ import jinja2
 import yaml
 
 KINDS = ("direct", "comparison", "listwise")
+# How a chat endpoint is asked for JSON: OpenAI's `json_schema` (OpenAI, vLLM, ...), llama.cpp's
+# `json_object` + schema (llama-cpp-python's server), or not at all (the tolerant parser reads text).
+STRUCTURED_OUTPUTS = ("none", "json_schema", "json_object_schema")
 
 
 class PromptError(ValueError):
@@ -24,6 +27,7 @@ class PromptVariant:
     labels: tuple[int, ...]
     api: str
     max_doc_words: int
+    structured_output: str = "none"
     teacher_params: dict = field(default_factory=dict)
     comparison: dict = field(default_factory=dict)
     listwise: dict = field(default_factory=dict)
@@ -34,6 +38,26 @@ class PromptVariant:
             raise PromptError(f"{self.folder}: no template for kind {kind!r}")
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         return env.from_string(self.templates[kind]).render(**values)
+
+    def output_schema(self, kind: str) -> dict:
+        """JSON schema of an answer; the explanation comes first so the verdict follows it."""
+        verdict = {
+            "direct": ("label", {"type": "integer", "enum": list(self.labels)}),
+            "comparison": ("preferred", {"type": "string", "enum": ["A", "B"]}),
+            "listwise": ("ranking", {"type": "array", "items": {"type": "integer", "minimum": 1}}),
+        }[kind]
+        return {"type": "object", "properties": {"explanation": {"type": "string"}, verdict[0]: verdict[1]},
+                "required": ["explanation", verdict[0]], "additionalProperties": False}
+
+    def request_params(self, kind: str) -> dict:
+        """Sampling parameters of a request of this kind, with the structured-output request if any."""
+        params = dict(self.teacher_params)
+        if self.api == "chat" and self.structured_output == "json_schema":
+            params["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": f"{kind}_judgment", "schema": self.output_schema(kind), "strict": True}}
+        elif self.api == "chat" and self.structured_output == "json_object_schema":
+            params["response_format"] = {"type": "json_object", "schema": self.output_schema(kind)}
+        return params
 
     def truncate(self, text: str) -> tuple[str, bool]:
         """Cut a document to the variant's word budget; says whether it was cut."""
@@ -74,6 +98,9 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
     api = meta.get("api", "completions")
     if api not in ("completions", "chat"):
         raise PromptError(f"{meta_path}: api must be 'completions' or 'chat', not {api!r}")
+    structured_output = meta.get("structured_output", "none")
+    if structured_output not in STRUCTURED_OUTPUTS:
+        raise PromptError(f"{meta_path}: structured_output must be one of {list(STRUCTURED_OUTPUTS)}")
     return PromptVariant(
         name=name,
         folder=folder,
@@ -81,6 +108,7 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         labels=tuple(int(x) for x in meta.get("labels", [0, 1, 2])),
         api=api,
         max_doc_words=int(meta.get("max_doc_words", 300)),
+        structured_output=structured_output,
         teacher_params=dict(meta.get("teacher_params", {})),
         comparison={"max_pairs_per_query": 4, "swap_fraction": 0.5, **meta.get("comparison", {})},
         listwise={"window": 4, "stride": 2, **meta.get("listwise", {})},

@@ -186,6 +186,7 @@ class Judgment:
 
 
 def _ask(
+    kind: str,
     prompts: list[str],
     variant: PromptVariant,
     endpoint: TeacherEndpoint,
@@ -199,13 +200,13 @@ def _ask(
     """Send prompts and parse the answers. With the completions API, an answer that stops before
     its verdict gets one short follow-up request: the prompt, the explanation it wrote, then `cue`
     (e.g. "Relevance:"); both requests are cached like any other."""
-    params = dict(variant.teacher_params)
+    params = variant.request_params(kind)
     requests = [make_request(variant.api, p, params) for p in prompts]
     raws = [r.text for r in complete_all(endpoint, requests, cache, usage, progress)]
     parsed = [parse(i, raw) for i, raw in enumerate(raws)]
     retry = [i for i, p in enumerate(parsed) if verdict_missing(p) and variant.api == "completions"]
     if retry:
-        cue_params = {**params, "max_tokens": cue_tokens, "stop": ["\n"]}
+        cue_params = {**variant.teacher_params, "max_tokens": cue_tokens, "stop": ["\n"]}
         follow_ups = [make_request("completions", f"{prompts[i]} {parsed[i].explanation}\n{cue}", cue_params) for i in retry]
         for i, answer in zip(retry, complete_all(endpoint, follow_ups, cache, usage)):
             parsed[i] = parse(i, f"{parsed[i].explanation}\n{cue}{answer.text}")
@@ -228,7 +229,7 @@ def judge_direct(
         prompts.append(variant.render("direct", query=pair.query, document=document))
         truncated.append(cut)
     requests, raws, parsed = _ask(
-        prompts, variant, endpoint, cache, usage, lambda i, t: parse_direct(t, variant.labels), "Relevance:", 3,
+        "direct", prompts, variant, endpoint, cache, usage, lambda i, t: parse_direct(t, variant.labels), "Relevance:", 3,
         progress,
     )
     return [
@@ -268,7 +269,8 @@ def compare_pairs(
         for p in pairs
     ]
     requests, raws, parsed = _ask(
-        prompts, variant, endpoint, cache, usage, lambda i, t: parse_comparison(t), "Preferred:", 3, progress
+        "comparison", prompts, variant, endpoint, cache, usage, lambda i, t: parse_comparison(t), "Preferred:", 3,
+        progress,
     )
     return [
         Comparison(p.query_id, p.doc_a, p.doc_b, p.reason, p.swapped,
@@ -320,7 +322,7 @@ def rank_listwise(
             for q, docs in zip(active, inputs)
         ]
         requests, raws, parsed = _ask(
-            prompts, variant, endpoint, cache, usage, lambda i, t: parse_ranking(t, len(inputs[i])),
+            "listwise", prompts, variant, endpoint, cache, usage, lambda i, t: parse_ranking(t, len(inputs[i])),
             "Ranking:", 8 * window, progress,
         )
         for q, (start, end), docs, req, raw, p in zip(active, spans, inputs, requests, raws, parsed):

@@ -81,3 +81,16 @@ def test_comparisons_and_sliding_window_rankings(teacher_url, tmp_path):
     assert sorted(final["bio-q01"]) == sorted(ranked["bio-q01"])
     assert all(sorted(w.ranked_doc_ids) == sorted(w.input_doc_ids) for w in windows)
     assert final["bio-q01"][:3] == windows[-1].ranked_doc_ids
+
+
+def test_chat_variant_gets_schema_constrained_json(teacher_url, tmp_path):
+    import json
+
+    variant = load_variant(PROJECT_ROOT / "resources" / "prompts", "chat-json")
+    endpoint = TeacherEndpoint(teacher_url, "gemma-3-270m", concurrency=2)
+    judgments = judge_direct(demo_pairs(3), variant, endpoint, RequestCache(cache_db(tmp_path / "w.duckdb")),
+                             TeacherUsage())
+    for j in judgments:
+        answer = json.loads(j.raw)
+        assert set(answer) == {"explanation", "label"} and answer["label"] in (0, 1, 2)
+        assert j.label == answer["label"] and j.explanation == answer["explanation"].strip()

@@ -36,3 +36,20 @@ def test_missing_template_is_named(tmp_path):
     (tmp_path / "v" / "meta.yaml").write_text("kinds: [direct]\n")
     with pytest.raises(PromptError, match="direct.jinja"):
         load_variant(tmp_path, "v")
+
+
+def test_structured_output_requests():
+    chat = load_variant(PROMPTS, "chat-json")
+    params = chat.request_params("comparison")
+    assert params["response_format"]["type"] == "json_object"
+    assert params["response_format"]["schema"]["properties"]["preferred"]["enum"] == ["A", "B"]
+    assert list(chat.output_schema("direct")["properties"]) == ["explanation", "label"]
+    assert "response_format" not in load_variant(PROMPTS, "default").request_params("direct")
+
+
+def test_unknown_structured_output_is_named(tmp_path):
+    shutil.copytree(PROMPTS / "chat-json", tmp_path / "v")
+    meta = tmp_path / "v" / "meta.yaml"
+    meta.write_text(meta.read_text().replace("json_object_schema", "xml"))
+    with pytest.raises(PromptError, match="structured_output must be one of"):
+        load_variant(tmp_path, "v")
