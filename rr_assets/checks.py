@@ -21,8 +21,8 @@ def _gx_check(asset: str, kind: str) -> dg.AssetChecksDefinition:
             f"SELECT * FROM {checked_identifier(asset)} WHERE collection = ? AND prompt_variant = ?",
             [collection, variant_name],
         )
-        outcome = validate_teacher_output(kind, frame, teacher.variant(variant_name).labels,
-                                          teacher.max_parse_failure_rate)
+        variant = teacher.variant(variant_name)
+        outcome = validate_teacher_output(kind, frame, variant.labels, variant.max_parse_failure_rate)
         failure_rate = float(frame["parse_error"].notna().mean()) if len(frame) else 1.0
         return dg.AssetCheckResult(
             passed=outcome.passed,

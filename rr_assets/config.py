@@ -44,7 +44,6 @@ class TeacherConfig:
     max_retries: int = 4
     seed: int = 0
     min_agreement: float = 0.3
-    max_parse_failure_rate: float = 0.5
     max_swap_inconsistency: float = 0.5
     prices: dict = field(default_factory=dict)
 

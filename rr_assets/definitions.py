@@ -47,7 +47,7 @@ def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
             base_url=t.base_url, model=t.model, api_key_env=t.api_key_env, prompts_dir=config.prompts_dir,
             prompt_variants=list(t.prompt_variants), depth=t.depth, max_queries=t.max_queries, concurrency=t.concurrency,
             timeout_s=t.timeout_s, max_retries=t.max_retries, seed=t.seed, min_agreement=t.min_agreement,
-            max_parse_failure_rate=t.max_parse_failure_rate, max_swap_inconsistency=t.max_swap_inconsistency,
+            max_swap_inconsistency=t.max_swap_inconsistency,
             price_per_1k_prompt_tokens=t.prices.get(t.model, {}).get("prompt", 0.0),
             price_per_1k_completion_tokens=t.prices.get(t.model, {}).get("completion", 0.0), model_cache=cache,
         ),

@@ -64,7 +64,6 @@ class TeacherResource(dg.ConfigurableResource):
     max_retries: int = 4
     seed: int = 0
     min_agreement: float = 0.3
-    max_parse_failure_rate: float = 0.5
     max_swap_inconsistency: float = 0.5
     price_per_1k_prompt_tokens: float = 0.0
     price_per_1k_completion_tokens: float = 0.0

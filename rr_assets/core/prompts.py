@@ -28,6 +28,7 @@ class PromptVariant:
     api: str
     max_doc_words: int
     structured_output: str = "none"
+    max_parse_failure_rate: float = 0.5
     teacher_params: dict = field(default_factory=dict)
     comparison: dict = field(default_factory=dict)
     listwise: dict = field(default_factory=dict)
@@ -109,6 +110,7 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         api=api,
         max_doc_words=int(meta.get("max_doc_words", 300)),
         structured_output=structured_output,
+        max_parse_failure_rate=float(meta.get("max_parse_failure_rate", 0.5)),
         teacher_params=dict(meta.get("teacher_params", {})),
         comparison={"max_pairs_per_query": 4, "swap_fraction": 0.5, **meta.get("comparison", {})},
         listwise={"window": 4, "stride": 2, **meta.get("listwise", {})},

@@ -1,0 +1,73 @@
+"""Teacher throughput against the embedded llama.cpp server at several concurrency levels.
+
+Each level judges the same (query, document) pairs with a fresh request cache, so every request
+is a real call. Prints a table and writes JSON (default benchmarks/results/teacher_throughput.json).
+
+    .venv/bin/python benchmarks/teacher_throughput.py [--pairs 24] [--levels 1 2 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from rr_assets.config import RESOURCES_DIR
+from rr_assets.core.collections import load_beir
+from rr_assets.core.llama_server import llama_cpp_server
+from rr_assets.core.models import embedded_gguf
+from rr_assets.core.prompts import load_variant
+from rr_assets.core.teacher import JudgePair, RequestCache, TeacherEndpoint, TeacherUsage, judge_direct
+from rr_assets.core.warehouse import SCHEMA_SQL
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=24)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "teacher_throughput.json"))
+    args = parser.parse_args()
+
+    collection = load_beir("demo", RESOURCES_DIR / "collections" / "demo")
+    queries = {q.query_id: q.text for q in collection.queries}
+    docs = {d.doc_id: d.text for d in collection.documents}
+    pairs = [JudgePair(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id]) for r in collection.qrels]
+    pairs = pairs[: args.pairs]
+    variant = load_variant(RESOURCES_DIR / "prompts", "default")
+    cache_dir = os.environ.get("RR_MODEL_CACHE") or str(Path.home() / ".cache" / "rr" / "models")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, llama_cpp_server(
+        embedded_gguf(cache_dir), "gemma-3-270m", Path(tmp) / "server.log"
+    ) as url:
+        for level in args.levels:
+            con = duckdb.connect(str(Path(tmp) / f"cache-{level}.duckdb"))
+            con.execute(SCHEMA_SQL.read_text())
+            usage = TeacherUsage()
+            started = time.perf_counter()
+            judge_direct(pairs, variant, TeacherEndpoint(url, "gemma-3-270m", concurrency=level),
+                         RequestCache(con), usage)
+            seconds = time.perf_counter() - started
+            rows.append({"concurrency": level, "requests": usage.new_calls, "seconds": round(seconds, 2),
+                         "requests_per_s": round(usage.new_calls / seconds, 3),
+                         "completion_tokens_per_s": round(usage.completion_tokens / seconds, 1),
+                         "total_tokens_per_s": round((usage.prompt_tokens + usage.completion_tokens) / seconds, 1)})
+    base = rows[0]["requests_per_s"]
+    for row in rows:
+        row["speedup_vs_sequential"] = round(row["requests_per_s"] / base, 2)
+    print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>7} {'gen tok/s':>9} {'all tok/s':>9} {'speed-up':>8}")
+    for r in rows:
+        print(f"{r['concurrency']:>11} {r['requests']:>8} {r['seconds']:>8} {r['requests_per_s']:>7} "
+              f"{r['completion_tokens_per_s']:>9} {r['total_tokens_per_s']:>9} {r['speedup_vs_sequential']:>8}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"server": "llama.cpp (llama-cpp-python) embedded, Gemma 3 270M Q4_K_M",
+                                          "cpu_count": os.cpu_count(), "pairs": len(pairs), "results": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
