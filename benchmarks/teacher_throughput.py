@@ -15,15 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 from rr_assets.config import RESOURCES_DIR
 from rr_assets.core.collections import load_beir
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.models import embedded_gguf
 from rr_assets.core.prompts import load_variant
 from rr_assets.core.teacher import JudgePair, RequestCache, TeacherEndpoint, TeacherUsage, judge_direct
-from rr_assets.core.warehouse import SCHEMA_SQL
+from rr_assets.core.warehouse import Warehouse
 
 
 def main() -> None:
@@ -45,12 +43,11 @@ def main() -> None:
         embedded_gguf(cache_dir), "gemma-3-270m", Path(tmp) / "server.log"
     ) as url:
         for level in args.levels:
-            con = duckdb.connect(str(Path(tmp) / f"cache-{level}.duckdb"))
-            con.execute(SCHEMA_SQL.read_text())
+            cache = RequestCache(Warehouse(Path(tmp) / f"cache-{level}.duckdb"))
             usage = TeacherUsage()
             started = time.perf_counter()
             judge_direct(pairs, variant, TeacherEndpoint(url, "gemma-3-270m", concurrency=level),
-                         RequestCache(con), usage)
+                         cache, usage)
             seconds = time.perf_counter() - started
             rows.append({"concurrency": level, "requests": usage.new_calls, "seconds": round(seconds, 2),
                          "requests_per_s": round(usage.new_calls / seconds, 3),

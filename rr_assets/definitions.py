@@ -71,7 +71,8 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
     sql_assets = build_training_table_assets(SQL_MODELS_DIR)
     assets = [
         corpus.collection_tables, index.bm25_index, candidates.bm25_candidates, prompts.prompt_templates,
-        teacher.teacher_judgments, teacher.teacher_comparisons, teacher.teacher_rankings, *sql_assets,
+        teacher.teacher_judgments, teacher.teacher_comparisons, teacher.teacher_rankings,
+        teacher.teacher_injection_probe, *sql_assets,
         student.student_base_model, student.student_checkpoint, student.student_scores, benchmark.benchmark_report,
     ]
 

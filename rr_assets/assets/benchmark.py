@@ -23,7 +23,8 @@ def _system_name(kind: str, variant: str, primary: str) -> str:
     return kind if variant == primary else f"{kind}:{variant}"
 
 
-@dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "bm25_candidates", "qrels", "splits"],
+@dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "teacher_injection_probe", "bm25_candidates",
+                "qrels", "splits"],
           partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"})
 def benchmark_report(
     context: dg.AssetExecutionContext, home: RRHome, bm25: BM25Settings, teacher: TeacherResource, tracker: Tracker
@@ -70,10 +71,17 @@ def benchmark_report(
         f"{judged_queries} of {len(eval_queries)} evaluation queries (top {teacher.depth} candidates).",
         f"Prompt variants: {', '.join(variants)} (unsuffixed systems: {primary}); teacher model {teacher.model}.",
     ]
+    probe = warehouse.fetch_df(
+        "SELECT prompt_variant, count(*) AS pairs, avg(coalesce(injected_label, clean_label) - clean_label) AS shift, "
+        "avg(CASE WHEN coalesce(injected_label, clean_label) > clean_label THEN 1.0 ELSE 0.0 END) AS raised "
+        "FROM injection_probe WHERE collection = ? GROUP BY prompt_variant ORDER BY prompt_variant", [collection])
+    injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
+                 f"{r.shift:+.2f}, labels raised in {r.raised:.0%} of pairs" for r in probe.itertuples()]
     samples = [Sample(f"teacher ({r.prompt_variant})", r.query, r.doc_id, str(r.label), r.explanation)
                for r in judgments.head(5).itertuples()]
     with tracker.run(context, {"collection": collection, "prompt_variants": ",".join(variants)}) as tracked:
-        paths = write_report(home.dir("reports", collection), collection, systems, len(qrels), notes, samples)
+        paths = write_report(home.dir("reports", collection), collection, systems, len(qrels),
+                             {"Notes": notes, "Prompt injection": injection}, samples)
         for system, values in systems.items():
             tracked.metrics({f"{system.replace(':', '.')}.{k}": v for k, v in values.items()})
         for path in paths.values():

@@ -20,6 +20,12 @@ def collection_tables(context: dg.AssetExecutionContext, home: RRHome, sources: 
     name = context.partition_key
     collection = sources.load(name)
     warehouse = home.warehouse()
+    quarantine = pd.DataFrame([q.__dict__ for q in collection.quarantined],
+                              columns=["file", "line", "reason", "excerpt"])
+    quarantine.insert(0, "collection", name)
+    warehouse.replace_rows("quarantine", {"collection": name}, quarantine)
+    for q in collection.quarantined[:20]:
+        context.log.warning(f"quarantined {q.file} line {q.line}: {q.reason}")
     frames = {
         "corpus": pd.DataFrame([{"doc_id": d.doc_id, "title": d.title, "text": d.text} for d in collection.documents]),
         "queries": pd.DataFrame([{"query_id": q.query_id, "text": q.text} for q in collection.queries]),
@@ -33,7 +39,7 @@ def collection_tables(context: dg.AssetExecutionContext, home: RRHome, sources: 
         warehouse.replace_rows(table, {"collection": name}, frame)
         yield dg.MaterializeResult(
             asset_key=table,
-            metadata={"rows": len(frame), "source": sources.folders[name],
+            metadata={"rows": len(frame), "source": sources.folders[name], "quarantined_lines": len(quarantine),
                       "preview": dg.MetadataValue.json(frame.head(3).to_dict("records"))},
             data_version=dg.DataVersion(warehouse.table_hash(table, {"collection": name})),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ KINDS = ("direct", "comparison", "listwise")
 # How a chat endpoint is asked for JSON: OpenAI's `json_schema` (OpenAI, vLLM, ...), llama.cpp's
 # `json_object` + schema (llama-cpp-python's server), or not at all (the tolerant parser reads text).
 STRUCTURED_OUTPUTS = ("none", "json_schema", "json_object_schema")
+_DELIMITER_TAG = re.compile(r"<\s*/?\s*document\s*>", re.IGNORECASE)
 
 
 class PromptError(ValueError):
@@ -60,9 +62,11 @@ class PromptVariant:
             params["response_format"] = {"type": "json_object", "schema": self.output_schema(kind)}
         return params
 
-    def truncate(self, text: str) -> tuple[str, bool]:
-        """Cut a document to the variant's word budget; says whether it was cut."""
-        words = text.split()
+    def prepare_document(self, text: str) -> tuple[str, bool]:
+        """A document as it goes into a prompt: delimiter tags inside it are neutralised (so its
+        text cannot close the <document> block and pose as instructions), and it is cut to the
+        variant's word budget; says whether it was cut."""
+        words = _DELIMITER_TAG.sub("[tag removed]", text).split()
         if len(words) <= self.max_doc_words:
             return " ".join(words), False
         return " ".join(words[: self.max_doc_words]) + " ...", True

@@ -25,8 +25,9 @@ class Sample:
 
 def write_report(
     out_dir: str | Path, collection: str, systems: dict[str, dict[str, float]], queries: int,
-    notes: list[str], samples: list[Sample],
+    sections: dict[str, list[str]], samples: list[Sample],
 ) -> dict[str, Path]:
+    """`sections`: titled bullet lists (notes, prompt-injection results, ...) shown after the table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.json"
@@ -50,8 +51,9 @@ def write_report(
     lines += ["| system | " + " | ".join(measures) + " |", "|---" * (len(measures) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{v[m]:.4f}" for m in measures) + " |" for name, v in systems.items()]
     lines += ["", "![metrics](metrics.png)", ""]
-    if notes:
-        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    for title, items in sections.items():
+        if items:
+            lines += [f"## {title}", ""] + [f"- {item}" for item in items] + [""]
     if samples:
         lines += ["## Samples", ""]
         for s in samples:

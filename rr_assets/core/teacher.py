@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-import duckdb
 import openai
 
 from rr_assets.core.candidate_sampling import ComparisonPair, sliding_windows
 from rr_assets.core.prompts import PromptVariant
 from rr_assets.core.rationale import parse_comparison, parse_direct, parse_ranking, verdict_missing
+from rr_assets.core.warehouse import Warehouse
 
 
 class TeacherError(RuntimeError):
@@ -63,46 +64,72 @@ def make_request(api: str, prompt: str, params: dict) -> TeacherRequest:
 
 
 class RequestCache:
-    """The warehouse table `teacher_requests`: one row per request ever answered."""
+    """The warehouse table `teacher_requests`: one row per request ever answered. Each answer is
+    written in its own short transaction the moment it arrives, so a crash loses nothing paid for
+    and other runs can write to the warehouse in between."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
+    def __init__(self, warehouse: Warehouse):
+        self.warehouse = warehouse
 
     def lookup(self, keys: list[str]) -> dict[str, TeacherResponse]:
         if not keys:
             return {}
-        rows = self.con.execute(
-            "SELECT request_hash, response, prompt_tokens, completion_tokens FROM teacher_requests "
-            "WHERE request_hash IN (SELECT unnest(?))",
-            [keys],
-        ).fetchall()
+        with self.warehouse.connect() as con:
+            rows = con.execute(
+                "SELECT request_hash, response, prompt_tokens, completion_tokens FROM teacher_requests "
+                "WHERE request_hash IN (SELECT unnest(?))",
+                [keys],
+            ).fetchall()
         return {r[0]: TeacherResponse(r[1], r[2] or 0, r[3] or 0) for r in rows}
 
     def store(self, key: str, model: str, request: TeacherRequest, response: TeacherResponse) -> None:
-        self.con.execute(
-            "INSERT OR IGNORE INTO teacher_requests "
-            "(request_hash, model, prompt, params, response, prompt_tokens, completion_tokens) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [key, model, request.prompt, request.params, response.text,
-             response.prompt_tokens, response.completion_tokens],
-        )
+        with self.warehouse.connect() as con:
+            con.execute(
+                "INSERT OR IGNORE INTO teacher_requests "
+                "(request_hash, model, prompt, params, response, prompt_tokens, completion_tokens) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [key, model, request.prompt, request.params, response.text,
+                 response.prompt_tokens, response.completion_tokens],
+            )
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer whose body is not a usable completion (truncated, not JSON, no choices)."""
 
 
 async def _send(client: openai.AsyncOpenAI, endpoint: TeacherEndpoint, request: TeacherRequest) -> TeacherResponse:
     params = json.loads(request.params)
-    if request.api == "chat":
-        result = await client.chat.completions.create(
-            model=endpoint.model, messages=[{"role": "user", "content": request.prompt}],
-            seed=endpoint.seed, **params,
-        )
-        text = result.choices[0].message.content or ""
-    else:
-        result = await client.completions.create(
-            model=endpoint.model, prompt=request.prompt, seed=endpoint.seed, **params
-        )
-        text = result.choices[0].text or ""
+    try:
+        if request.api == "chat":
+            result = await client.chat.completions.create(
+                model=endpoint.model, messages=[{"role": "user", "content": request.prompt}],
+                seed=endpoint.seed, **params,
+            )
+            text = result.choices[0].message.content or ""
+        else:
+            result = await client.completions.create(
+                model=endpoint.model, prompt=request.prompt, seed=endpoint.seed, **params
+            )
+            text = result.choices[0].text or ""
+    except (openai.APIStatusError, openai.APIConnectionError):
+        raise
+    except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise MalformedResponse(f"{type(exc).__name__}: {exc}") from exc
     usage = result.usage
     return TeacherResponse(text, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What happened, in words a person can act on (never the request itself, which holds data)."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code} from the teacher ({type(exc).__name__}) after retries"
+    if isinstance(exc, openai.APITimeoutError):
+        return "the teacher did not answer within the timeout, after retries"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"could not reach the teacher ({exc.__cause__ or exc}), after retries"
+    if isinstance(exc, MalformedResponse):
+        return f"the teacher's answer was not a usable completion ({exc}), after retries"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def complete_all(
@@ -113,14 +140,16 @@ def complete_all(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[TeacherResponse]:
     """Answer every request, from the cache where possible; new answers are cached as they arrive,
-    so an interrupted run resumes without paying twice. Retries (with backoff that honours
-    Retry-After) are the openai client's own."""
+    so an interrupted run resumes without paying twice. HTTP 408/409/429/5xx, timeouts and broken
+    connections are retried by the openai client (exponential backoff that honours Retry-After);
+    malformed 200 answers are retried here. Requests that still fail do not stop the others: the
+    run then raises TeacherError saying what happened, and a re-run sends only what is missing."""
     keys = [r.cache_key(endpoint.model) for r in requests]
     answers = cache.lookup(sorted(set(keys)))
     usage.requests += len(requests)
     usage.cache_hits += sum(1 for k in keys if k in answers)
     missing = {k: r for k, r in zip(keys, requests) if k not in answers}
-    failures: list[str] = []
+    failures: Counter[str] = Counter()
 
     async def run_missing() -> None:
         client = openai.AsyncOpenAI(
@@ -131,7 +160,13 @@ def complete_all(
 
         async def one(key: str, request: TeacherRequest):
             async with semaphore:
-                return key, request, await _send(client, endpoint, request)
+                for attempt in range(endpoint.max_retries + 1):
+                    try:
+                        return key, request, await _send(client, endpoint, request)
+                    except MalformedResponse:
+                        if attempt == endpoint.max_retries:
+                            raise
+                        await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
 
         tasks = [asyncio.ensure_future(one(k, r)) for k, r in missing.items()]
         done = 0
@@ -139,8 +174,8 @@ def complete_all(
             for next_done in asyncio.as_completed(tasks):
                 try:
                     key, request, response = await next_done
-                except (openai.OpenAIError, asyncio.TimeoutError) as exc:
-                    failures.append(f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - every failure is counted and reported below
+                    failures[describe_failure(exc)] += 1
                     continue
                 cache.store(key, endpoint.model, request, response)
                 answers[key] = response
@@ -158,9 +193,11 @@ def complete_all(
     if missing:
         asyncio.run(run_missing())
     if failures:
+        failed = sum(failures.values())
+        reasons = "; ".join(f"{n}× {reason}" for reason, n in failures.most_common())
         raise TeacherError(
-            f"{len(failures)} of {len(missing)} teacher requests failed after retries "
-            f"({len(missing) - len(failures)} answers were cached; re-run to resume). First: {failures[0]}"
+            f"{failed} of {len(missing)} teacher requests failed ({reasons}). The {len(missing) - failed} "
+            f"answers received are cached: re-run to send only the missing requests."
         )
     return [answers[k] for k in keys]
 
@@ -225,7 +262,7 @@ def judge_direct(
     """Direct relevance reasoning: an explanation, then a graded label."""
     prompts, truncated = [], []
     for pair in pairs:
-        document, cut = variant.truncate(pair.document)
+        document, cut = variant.prepare_document(pair.document)
         prompts.append(variant.render("direct", query=pair.query, document=document))
         truncated.append(cut)
     requests, raws, parsed = _ask(
@@ -264,8 +301,8 @@ def compare_pairs(
 ) -> list[Comparison]:
     """Comparison reasoning (R2R): which of two candidates is more relevant, and why."""
     prompts = [
-        variant.render("comparison", query=queries[p.query_id], document_a=variant.truncate(documents[p.doc_a])[0],
-                       document_b=variant.truncate(documents[p.doc_b])[0])
+        variant.render("comparison", query=queries[p.query_id], document_a=variant.prepare_document(documents[p.doc_a])[0],
+                       document_b=variant.prepare_document(documents[p.doc_b])[0])
         for p in pairs
     ]
     requests, raws, parsed = _ask(
@@ -318,7 +355,7 @@ def rank_listwise(
         inputs = [order[q][start:end] for q, (start, end) in zip(active, spans)]
         prompts = [
             variant.render("listwise", query=queries[q], documents=[
-                {"id": i, "text": variant.truncate(documents[d])[0]} for i, d in enumerate(docs, start=1)])
+                {"id": i, "text": variant.prepare_document(documents[d])[0]} for i, d in enumerate(docs, start=1)])
             for q, docs in zip(active, inputs)
         ]
         requests, raws, parsed = _ask(

@@ -26,9 +26,10 @@ def checked_identifier(name: str) -> str:
 class Warehouse:
     """Opens short-lived connections, waiting while another process holds DuckDB's file lock."""
 
-    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0):
+    def __init__(self, path: str | Path, lock_timeout_s: float = 300.0):
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+        self._schema_ready = False
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -43,7 +44,9 @@ class Warehouse:
                     raise
                 time.sleep(0.5)
         try:
-            con.execute(SCHEMA_SQL.read_text())
+            if not self._schema_ready:
+                con.execute(SCHEMA_SQL.read_text())
+                self._schema_ready = True
             yield con
         finally:
             con.close()

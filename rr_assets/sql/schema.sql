@@ -45,3 +45,13 @@ CREATE TABLE IF NOT EXISTS student_scores (
     doc_id VARCHAR NOT NULL, score DOUBLE NOT NULL, rank INTEGER NOT NULL,
     PRIMARY KEY (collection, checkpoint, query_id, doc_id)
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    collection VARCHAR NOT NULL, file VARCHAR NOT NULL, line INTEGER NOT NULL, reason VARCHAR NOT NULL,
+    excerpt VARCHAR, PRIMARY KEY (collection, file, line)
+);
+CREATE TABLE IF NOT EXISTS injection_probe (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
+    doc_id VARCHAR NOT NULL, payload VARCHAR NOT NULL, clean_label INTEGER NOT NULL, injected_label INTEGER,
+    injected_raw VARCHAR NOT NULL, model VARCHAR NOT NULL,
+    PRIMARY KEY (collection, prompt_variant, query_id, doc_id)
+);

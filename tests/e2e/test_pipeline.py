@@ -52,6 +52,7 @@ def test_warehouse_tables(pipeline):
     assert count("teacher_judgments") == 10 * 5
     assert count("teacher_comparisons") >= 10 * 4 and count("teacher_rankings") == 10 * 2
     assert count("train_pairwise") > 0 and count("train_listwise") > 0
+    assert 0 < count("injection_probe") <= 12 and count("quarantine") == 0
     splits = dict(con.execute("SELECT split, count(*) FROM splits GROUP BY split").fetchall())
     assert set(splits) == {"train", "eval"} and splits["train"] + splits["eval"] == 55
     overlap = con.execute(
@@ -82,7 +83,8 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
         assert {"nDCG@10", "nDCG@5", "RR@10", "R@100"} <= set(values)
         assert all(0.0 <= v <= 1.0 for v in values.values())
     assert open(f"{home}/reports/demo/metrics.png", "rb").read(4) == b"\x89PNG"
-    assert "| student |" in open(f"{home}/reports/demo/report.md").read()
+    report = open(f"{home}/reports/demo/report.md").read()
+    assert "| student |" in report and "## Prompt injection" in report and "mean label shift" in report
 
 
 def test_asset_checks_and_metadata(pipeline):
@@ -110,8 +112,9 @@ def test_mlflow_runs_lead_back_to_dagster(pipeline):
 
 def test_unchanged_prompt_costs_no_teacher_calls(pipeline):
     config, instance, _ = pipeline
-    assert materialize(config, selection=" or ".join(f"key:{a}" for a in TEACHER_ASSETS))
-    for asset in TEACHER_ASSETS:
+    paid_assets = (*TEACHER_ASSETS, "teacher_injection_probe")
+    assert materialize(config, selection=" or ".join(f"key:{a}" for a in paid_assets))
+    for asset in paid_assets:
         metadata = latest_metadata(instance, asset)
         assert metadata["new_teacher_calls"] == 0 and metadata["cache_hits"] == metadata["requests"] > 0
 

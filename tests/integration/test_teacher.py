@@ -4,14 +4,13 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-import duckdb
 import pytest
 
 from rr_assets.core.collections import load_beir
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.prompts import load_variant
 from rr_assets.core.teacher import JudgePair, RequestCache, TeacherEndpoint, TeacherUsage, judge_direct
-from rr_assets.core.warehouse import SCHEMA_SQL
+from rr_assets.core.warehouse import Warehouse
 from tests.conftest import DEMO_DIR, PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -24,28 +23,26 @@ def demo_pairs(n: int) -> list[JudgePair]:
     return [JudgePair(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id]) for r in collection.qrels[:n]]
 
 
-def cache_db(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path))
-    con.execute(SCHEMA_SQL.read_text())
-    return con
+def cache_db(path: Path) -> Warehouse:
+    return Warehouse(path)
 
 
 def test_judgments_are_parsed_and_cached(teacher_url, tmp_path):
     variant = load_variant(PROJECT_ROOT / "resources" / "prompts", "default")
     endpoint = TeacherEndpoint(teacher_url, "gemma-3-270m", concurrency=2)
-    con = cache_db(tmp_path / "w.duckdb")
+    warehouse = cache_db(tmp_path / "w.duckdb")
     first = TeacherUsage()
-    judgments = judge_direct(demo_pairs(6), variant, endpoint, RequestCache(con), first)
+    judgments = judge_direct(demo_pairs(6), variant, endpoint, RequestCache(warehouse), first)
     assert len(judgments) == 6 and first.new_calls >= 6 and first.completion_tokens > 0
     assert all(j.raw for j in judgments)
     assert sum(j.label in (0, 1, 2) for j in judgments) >= 4
     assert all((j.label is None) == (j.parse_error is not None) or j.parse_error == "empty explanation"
                for j in judgments)
     again = TeacherUsage()
-    repeated = judge_direct(demo_pairs(6), variant, endpoint, RequestCache(con), again)
+    repeated = judge_direct(demo_pairs(6), variant, endpoint, RequestCache(warehouse), again)
     assert again.new_calls == 0 and again.cache_hits == again.requests
     assert [j.label for j in repeated] == [j.label for j in judgments]
-    stored = con.execute("SELECT count(*) FROM teacher_requests").fetchone()[0]
+    stored = warehouse.fetch_df("SELECT count(*) AS n FROM teacher_requests")["n"][0]
     assert stored == first.new_calls
 
 

@@ -27,7 +27,7 @@ def test_editing_a_variant_changes_only_its_hash(tmp_path):
 
 def test_truncation_is_reported():
     variant = load_variant(PROMPTS, "default")
-    text, cut = variant.truncate("word " * (variant.max_doc_words + 5))
+    text, cut = variant.prepare_document("word " * (variant.max_doc_words + 5))
     assert cut and len(text.split()) == variant.max_doc_words + 1
 
 
