@@ -3,6 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rr-installed
+BROWSER_STAMP := tests/browser/node_modules/.rr-installed
 
 .PHONY: demo test
 
@@ -13,8 +14,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# The browser test drives Debian's chromium with playwright-core (no browser download).
+$(BROWSER_STAMP): tests/browser/package.json
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	cd tests/browser && npm ci --no-audit --no-fund
+	touch $(BROWSER_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/rr demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/pytest

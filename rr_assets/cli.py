@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
+
+
+# Concurrency pools: one teacher asset at a time (one endpoint, bounded concurrency inside) and
+# one warehouse writer at a time (DuckDB takes a single writer).
+DAGSTER_INSTANCE_YAML = """\
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
 
 
 def _activate(config_path: str | Path) -> RRConfig:
@@ -20,6 +33,9 @@ def _activate(config_path: str | Path) -> RRConfig:
     os.environ["RR_HOME"] = config.home
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or Path(config.home) / "dagster")
     dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = dagster_home / "dagster.yaml"
+    if not instance_config.exists():
+        instance_config.write_text(DAGSTER_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return config
 
@@ -116,29 +132,48 @@ def cmd_rerank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from rr_assets.lineage import checkpoint_lineage, format_lineage
+
+    lineage = checkpoint_lineage(args.checkpoint_dir)
+    print(json.dumps(lineage, indent=2) if args.json else format_lineage(lineage))
+    return 0
+
+
+def _default_signals() -> None:
+    """A process started from a background shell inherits ignored SIGINT/SIGTERM; `dagster dev`
+    would then not stop. Reset both before it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """Dagster webserver + daemon on 127.0.0.1; Ctrl-C or SIGTERM stops the whole process group."""
     import dagster as dg
 
+    import psutil
+
+    from rr_assets.core.llama_server import stop_process_group
     from rr_assets.partitions import collection_partitions
 
     config = _activate(args.config)
     dg.DagsterInstance.get().add_dynamic_partitions(collection_partitions.name, [c.name for c in config.collections])
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                "-h", "127.0.0.1", "-p", str(args.port)]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True,
-                               preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL),
-                                                   signal.signal(signal.SIGTERM, signal.SIG_DFL)))
-
-    def stop(signum, frame):
-        from rr_assets.core.llama_server import stop_process_group
-
-        stop_process_group(process, grace_s=20)
-        sys.exit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    return process.wait()
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, preexec_fn=_default_signals)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while process.poll() is None and not stop.wait(0.5):
+        pass
+    # Run workers may have left dagster's process group: stop the group, then any descendant left.
+    tree = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
+    stop_process_group(process, grace_s=20)
+    for leftover in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leftover.kill()
+    psutil.wait_procs(tree, timeout=10)
+    return 0 if stop.is_set() else process.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     rerank.add_argument("--docs", required=True, help="JSONL with _id, title, text")
     rerank.add_argument("--explain", action="store_true", help="write an explanation before each score")
     rerank.set_defaults(func=cmd_rerank)
+    lineage = sub.add_parser("lineage", help="audit what a checkpoint was built from")
+    lineage.add_argument("checkpoint_dir")
+    lineage.add_argument("--json", action="store_true", help="machine-readable output")
+    lineage.set_defaults(func=cmd_lineage)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1")
     ui.add_argument("-c", "--config", default=str(DEMO_CONFIG))
     ui.add_argument("-p", "--port", type=int, default=3000)

@@ -11,7 +11,15 @@ import dagster as dg
 
 from rr_assets.assets import benchmark, candidates, corpus, index, prompts, student, teacher
 from rr_assets.assets.training_tables import build_training_table_assets
-from rr_assets.automation import PROMPTS_JOB, build_collection_sensor, build_prompt_variant_sensor
+from rr_assets.automation import (
+    COLLECTION_JOB,
+    PROMPTS_JOB,
+    REFRESH_WHEN_INPUTS_CHANGE,
+    automation_sensor,
+    build_collection_sensor,
+    build_prompt_variant_sensor,
+    build_weekly_refresh,
+)
 from rr_assets.checks import all_checks
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
 from rr_assets.partitions import collection_partitions, collection_variant_partitions
@@ -63,23 +71,27 @@ def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
 
 
 # The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
-COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_collection", "rr_base_model", "rr_teacher_and_student", "rr_report"
+BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_base_model", "rr_teacher_and_student", "rr_report"
 PHASES = (COLLECTION_JOB, PROMPTS_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB)
 
 
 def build_definitions(config: RRConfig) -> dg.Definitions:
     sql_assets = build_training_table_assets(SQL_MODELS_DIR)
+    refreshed = [
+        index.bm25_index, candidates.bm25_candidates, teacher.teacher_judgments, teacher.teacher_comparisons,
+        teacher.teacher_rankings, teacher.teacher_injection_probe, *sql_assets, student.student_checkpoint,
+        student.student_scores, benchmark.benchmark_report,
+    ]
     assets = [
-        corpus.collection_tables, index.bm25_index, candidates.bm25_candidates, prompts.prompt_templates,
-        teacher.teacher_judgments, teacher.teacher_comparisons, teacher.teacher_rankings,
-        teacher.teacher_injection_probe, *sql_assets,
-        student.student_base_model, student.student_checkpoint, student.student_scores, benchmark.benchmark_report,
+        corpus.collection_tables, prompts.prompt_templates, student.student_base_model,
+        *[a.with_attributes(automation_condition=REFRESH_WHEN_INPUTS_CHANGE) for a in refreshed],
     ]
 
     def keys_partitioned_by(partitions_def) -> list[dg.AssetKey]:
         return [key for a in assets if a.partitions_def == partitions_def for key in a.keys]
 
     report = [benchmark.benchmark_report.key]
+    names = [c.name for c in config.collections]
     jobs = [
         dg.define_asset_job(COLLECTION_JOB, selection=dg.AssetSelection.assets(
             *[k for k in keys_partitioned_by(collection_partitions) if k not in report])),
@@ -93,8 +105,9 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
         assets=assets,
         asset_checks=all_checks,
         jobs=jobs,
+        schedules=[build_weekly_refresh(names)],
         sensors=[build_prompt_variant_sensor(config.prompts_dir),
-                 build_collection_sensor([c.name for c in config.collections])],
+                 build_collection_sensor({c.name: c.path for c in config.collections}), automation_sensor],
         resources=build_resources(config),
     )
 

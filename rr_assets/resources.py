@@ -6,6 +6,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlparse
 
 import dagster as dg
 
@@ -68,6 +69,11 @@ class TeacherResource(dg.ConfigurableResource):
     price_per_1k_prompt_tokens: float = 0.0
     price_per_1k_completion_tokens: float = 0.0
     model_cache: str
+
+    def endpoint_label(self) -> str:
+        """Where the teacher runs, for records: "embedded" or the server's host (never a path or query,
+        which could carry credentials)."""
+        return urlparse(self.base_url).netloc.rsplit("@", 1)[-1] if self.base_url else "embedded"
 
     def variant(self, name: str) -> PromptVariant:
         return load_variant(self.prompts_dir, name)

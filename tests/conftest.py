@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,32 @@ def write_config(path: Path, home: Path, mlruns: Path, **sections) -> Path:
         "mlflow_tracking_uri": f"sqlite:///{mlruns}/mlflow.db",
     }
     for key, value in sections.items():
-        config[key] = {**config.get(key, {}), **value}
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, hf_base_model):
+    """The whole graph materialised once on the demo collection (small settings) on a real
+    DagsterInstance in a temporary DAGSTER_HOME; shared by the e2e tests that inspect it."""
+    import dagster as dg
+
+    from rr_assets.cli import materialize
+    from rr_assets.config import load_config
+
+    root = tmp_path_factory.mktemp("e2e")
+    prompts = root / "prompts"
+    shutil.copytree(PROJECT_ROOT / "resources" / "prompts" / "default", prompts / "default")
+    config = load_config(write_config(root / "config.yaml", root / "home", root / "mlruns", prompts_dir=str(prompts)))
+    (root / "dagster").mkdir()
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster")
+    try:
+        assert materialize(config)
+        yield config, dg.DagsterInstance.get(), root
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved

@@ -79,10 +79,11 @@ def student_checkpoint(
             "name": name, "collection": collection, "base_model": student.base_model,
             "base_model_dir": str(base_dir), "prompt_variant": variant.name,
             "prompt_hash": variant.content_hash, "teacher_model": teacher.model,
-            "teacher_base_url": teacher.base_url or "embedded", "data_versions": data_versions,
+            "teacher_endpoint": teacher.endpoint_label(), "data_versions": data_versions,
             "train_examples": len(examples), "train_settings": asdict(settings), "losses": result.losses,
             "device": result.device, "seconds": round(result.seconds, 1),
-            "dagster_run_id": context.run.run_id, "mlflow_run_id": tracked.run_id,
+            "dagster_run_id": context.run.run_id, "dagster_home": context.instance.root_directory,
+            "rr_home": home.path, "mlflow_run_id": tracked.run_id,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
         (out_dir / "card.json").write_text(json.dumps(card, indent=2))

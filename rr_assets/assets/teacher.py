@@ -36,7 +36,7 @@ def teacher_session(context, home: RRHome, teacher: TeacherResource, tracker: Tr
     variant = teacher.variant(name)
     usage = TeacherUsage()
     params = {"collection": collection, "prompt_variant": name, "prompt_hash": variant.content_hash, "kind": kind,
-              "teacher_model": teacher.model, "teacher_base_url": teacher.base_url or "embedded",
+              "teacher_model": teacher.model, "teacher_endpoint": teacher.endpoint_label(),
               "depth": teacher.depth, "max_queries": teacher.max_queries, "seed": teacher.seed,
               "concurrency": teacher.concurrency, **{f"teacher_{k}": v for k, v in variant.teacher_params.items()}}
 
@@ -72,6 +72,8 @@ def finish(home: RRHome, table: str, frame: pd.DataFrame, collection: str, varia
     return dg.MaterializeResult(
         metadata={"rows": len(frame), **extra, **usage_metadata(session["usage"], teacher),
                   "prompt_variant": variant.name, "prompt_hash": variant.content_hash, "teacher_model": teacher.model,
+                  "teacher_endpoint": teacher.endpoint_label(),
+                  "teacher_params": dg.MetadataValue.json(variant.teacher_params),
                   "mlflow_run_id": session["tracked"].run_id},
         data_version=dg.DataVersion(warehouse.table_hash(table, where)),
     )

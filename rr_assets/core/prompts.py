@@ -14,6 +14,7 @@ KINDS = ("direct", "comparison", "listwise")
 # How a chat endpoint is asked for JSON: OpenAI's `json_schema` (OpenAI, vLLM, ...), llama.cpp's
 # `json_object` + schema (llama-cpp-python's server), or not at all (the tolerant parser reads text).
 STRUCTURED_OUTPUTS = ("none", "json_schema", "json_object_schema")
+EXPLANATION_MAX_CHARS = 240
 _DELIMITER_TAG = re.compile(r"<\s*/?\s*document\s*>", re.IGNORECASE)
 
 
@@ -49,7 +50,16 @@ class PromptVariant:
             "comparison": ("preferred", {"type": "string", "enum": ["A", "B"]}),
             "listwise": ("ranking", {"type": "array", "items": {"type": "integer", "minimum": 1}}),
         }[kind]
-        return {"type": "object", "properties": {"explanation": {"type": "string"}, verdict[0]: verdict[1]},
+        explanation = {"type": "string"}
+        if self.structured_output == "json_object_schema":
+            # llama.cpp's grammar enforces lengths and bounds, so a rambling model still reaches a
+            # complete verdict within max_tokens (OpenAI's strict schemas do not accept them).
+            explanation["maxLength"] = EXPLANATION_MAX_CHARS
+            if kind == "listwise":
+                window = int(self.listwise["window"])
+                verdict[1].update(maxItems=window)
+                verdict[1]["items"]["maximum"] = window
+        return {"type": "object", "properties": {"explanation": explanation, verdict[0]: verdict[1]},
                 "required": ["explanation", verdict[0]], "additionalProperties": False}
 
     def request_params(self, kind: str) -> dict:

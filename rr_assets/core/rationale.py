@@ -6,8 +6,22 @@ import json
 import re
 from dataclasses import dataclass
 
-_LABEL_LINE = re.compile(r"(?:relevance|label|score)\s*[:=]\s*\**\s*(-?\d+)", re.IGNORECASE)
+# The verdict patterns also match inside broken JSON ('"label": 2'), which the JSON parser refused.
+_LABEL_LINE = re.compile(r"(?:relevance|label|score)\"?\s*[:=]\s*\**\s*(-?\d+)", re.IGNORECASE)
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+_JSON_EXPLANATION_PREFIX = re.compile(r'^\{?\s*"explanation"\s*:\s*"', re.IGNORECASE)
+
+
+def _clean(explanation: str) -> str:
+    """The explanation part of a text answer, without the JSON wrapping of a broken JSON answer."""
+    explanation = explanation.strip()
+    if explanation.lower().startswith("explanation:"):
+        explanation = explanation[len("explanation:"):]
+    if _JSON_EXPLANATION_PREFIX.match(explanation):
+        explanation = re.sub(r'["\s,]+$', "", _JSON_EXPLANATION_PREFIX.sub("", explanation))
+    return explanation.strip()
 
 
 def verdict_missing(parsed) -> bool:
@@ -40,10 +54,7 @@ def parse_direct(text: str, labels: tuple[int, ...]) -> ParsedDirect:
     if not label_match:
         explanation = text.split("\n")[0].strip()
         return ParsedDirect(None, explanation, "no label found")
-    explanation = text[: label_match.start()].strip()
-    if explanation.lower().startswith("explanation:"):
-        explanation = explanation[len("explanation:") :].strip()
-    return _checked(label_match.group(1), explanation, labels)
+    return _checked(label_match.group(1), _clean(text[: label_match.start()]), labels)
 
 
 def _checked(raw_label, explanation: str, labels: tuple[int, ...]) -> ParsedDirect:
@@ -58,7 +69,10 @@ def _checked(raw_label, explanation: str, labels: tuple[int, ...]) -> ParsedDire
     return ParsedDirect(label, explanation, None)
 
 
-_PREFERRED = re.compile(r"(?:preferred|winner|more relevant|answer)\s*[:=]?\s*\**\s*(?:document\s*)?\[?([AB])\]?\b", re.IGNORECASE)
+_PREFERRED = re.compile(
+    r"(?:preferred|winner|more relevant|answer)\"?\s*[:=]?\s*\**\s*\"?(?:document\s*)?\[?([AB])\]?\b", re.IGNORECASE
+)
+_RANKING = re.compile(r"ranking\"?\s*:", re.IGNORECASE)
 _RANK_ID = re.compile(r"\[(\d+)\]")
 
 
@@ -87,7 +101,7 @@ def parse_comparison(text: str) -> ParsedComparison:
     found = _PREFERRED.search(text)
     if not found:
         return ParsedComparison(None, text.split("\n")[0].strip(), "no preferred document found")
-    explanation = text[: found.start()].strip()
+    explanation = _clean(text[: found.start()])
     return ParsedComparison(found.group(1).upper(), explanation, None if explanation else "empty explanation")
 
 
@@ -118,10 +132,11 @@ def parse_ranking(text: str, size: int) -> ParsedRanking:
         raw = obj["ranking"]
         ids = [int(x) for x in (raw if isinstance(raw, list) else _RANK_ID.findall(str(raw))) if str(x).isdigit()]
     else:
-        ranking_at = text.lower().rfind("ranking:")
-        if ranking_at >= 0:
-            explanation = text[:ranking_at].strip()
-            ids = [int(x) for x in _RANK_ID.findall(text[ranking_at:])]
+        found = list(_RANKING.finditer(text))
+        if found:
+            explanation = _clean(text[: found[-1].start()])
+            tail = text[found[-1].end():]
+            ids = [int(x) for x in (_RANK_ID.findall(tail) or re.findall(r"\d+", tail.split("]")[0]))]
     order: list[int] = []
     for i in ids:
         if 1 <= i <= size and i - 1 not in order:

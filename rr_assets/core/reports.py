@@ -65,6 +65,7 @@ def write_report(
 
 def format_table(systems: dict[str, dict[str, float]]) -> str:
     measures = list(next(iter(systems.values())).keys())
-    header = f"{'system':<10}" + "".join(f"{m:>10}" for m in measures)
-    rows = [f"{name:<10}" + "".join(f"{v[m]:>10.4f}" for m in measures) for name, v in systems.items()]
+    width = max(len("system"), *(len(name) for name in systems)) + 2
+    header = f"{'system':<{width}}" + "".join(f"{m:>10}" for m in measures)
+    rows = [f"{name:<{width}}" + "".join(f"{v[m]:>10.4f}" for m in measures) for name, v in systems.items()]
     return "\n".join([header] + rows)

@@ -12,27 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rr_assets.cli import materialize
-from rr_assets.config import load_config
-from tests.conftest import PROJECT_ROOT, write_config
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, hf_base_model):
-    root = tmp_path_factory.mktemp("e2e")
-    config = load_config(write_config(root / "config.yaml", root / "home", root / "mlruns"))
-    (root / "dagster").mkdir()
-    saved = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(root / "dagster")
-    try:
-        assert materialize(config)
-        yield config, dg.DagsterInstance.get(), root
-    finally:
-        if saved is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = saved
 
 
 def latest_metadata(instance, key: str) -> dict:
@@ -139,3 +121,34 @@ def test_dagster_definitions_validate():
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_lineage_audit_walks_from_checkpoint_to_corpus(pipeline):
+    config, _, _ = pipeline
+    out = subprocess.run(
+        [sys.executable, "-m", "rr_assets.cli", "lineage", f"{config.home}/checkpoints/demo-default", "--json"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    lineage = json.loads(out.stdout)
+    steps = {}
+
+    def collect(step):
+        steps.setdefault(step["asset"], step)
+        for upstream in step["inputs"]:
+            collect(upstream)
+
+    collect(lineage["lineage"])
+    assert {"student_checkpoint", "train_pointwise", "teacher_judgments", "prompt_templates", "bm25_candidates",
+            "bm25_index", "corpus"} <= set(steps)
+    teacher = steps["teacher_judgments"]
+    assert teacher["prompt_variant"] == "default" and teacher["prompt_hash"] == lineage["card"]["prompt_hash"]
+    assert teacher["teacher_model"] == "gemma-3-270m" and teacher["mlflow_run_id"]
+    assert steps["bm25_candidates"]["k1"] == 0.9 and steps["bm25_candidates"]["b"] == 0.4
+    assert steps["bm25_index"]["corpus_hash"] == steps["corpus"]["data_version"]
+    assert steps["train_pointwise"]["table_hash"] == lineage["card"]["data_versions"]["train_pointwise"]
+    assert all(s["dagster_run_id"] for s in steps.values())
+    text = subprocess.run(
+        [sys.executable, "-m", "rr_assets.cli", "lineage", f"{config.home}/checkpoints/demo-default"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout
+    assert "teacher_judgments[" in text and "prompt_hash=" in text and "(as above)" in text

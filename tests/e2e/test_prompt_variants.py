@@ -39,10 +39,8 @@ def two_variant_config(root, teacher_url):
     prompts = root / "prompts"
     shutil.copytree(PROJECT_ROOT / "resources" / "prompts" / "default", prompts / "a")
     shutil.copytree(PROJECT_ROOT / "resources" / "prompts" / "chat-json", prompts / "b")
-    path = write_config(root / "config.yaml", root / "home", root / "mlruns",
+    path = write_config(root / "config.yaml", root / "home", root / "mlruns", prompts_dir=str(prompts),
                         teacher={"base_url": teacher_url, "depth": 3, "max_queries": 4, "prompt_variants": ["a", "b"]})
-    text = path.read_text() + f"prompts_dir: {prompts}\n"
-    path.write_text(text)
     return load_config(path), prompts
 
 

@@ -48,3 +48,14 @@ def test_ranking_is_repaired_into_a_permutation():
     assert repaired.order == [1, 0, 2] and repaired.repaired
     failed = parse_ranking("no idea", 3)
     assert failed.order == [0, 1, 2] and failed.error == "no ranking found"
+
+
+def test_verdicts_are_found_in_broken_json():
+    from rr_assets.core.rationale import parse_comparison, parse_ranking
+
+    broken = '{"explanation": "Docker\\\'s flag", "label": 2 }'
+    parsed = parse_direct(broken, LABELS)
+    assert parsed.label == 2 and parsed.explanation == "Docker\\'s flag"
+    assert parse_comparison('{"explanation": "it\\\'s A", "preferred": "A"}').preferred == "A"
+    ranking = parse_ranking('{"explanation": "Docker\\\'s flag..." ,"ranking": [3, 1, 2, 4] }', 4)
+    assert ranking.order == [2, 0, 1, 3] and ranking.error is None
