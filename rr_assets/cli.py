@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -40,6 +41,27 @@ def _activate(config_path: str | Path) -> RRConfig:
     return config
 
 
+RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
+
+
+def release_runs_of_dead_processes(instance) -> None:
+    """A CLI run killed mid-way stays "started" and keeps its concurrency-pool slots, which would
+    block every later run: mark such runs failed and free their slots."""
+    import dagster as dg
+    import psutil
+
+    unfinished = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    )
+    for record in unfinished:
+        run = record.dagster_run
+        pid = int(run.tags.get(RUN_PID_TAG, 0))
+        if pid and run.tags.get(RUN_HOST_TAG) == socket.gethostname() and not psutil.pid_exists(pid):
+            instance.report_run_failed(run, f"the rr process that ran it (pid {pid}) is gone")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            print(f"marked run {run.run_id} failed: its process {pid} is gone", flush=True)
+
+
 def materialize(
     config: RRConfig, selection: str | None = None, collections: list[str] | None = None,
     variants: list[str] | None = None,
@@ -55,6 +77,7 @@ def materialize(
     names = collections or [c.name for c in config.collections]
     variant_names = variants or defs.resources["teacher"].variant_names()
     instance = dg.DagsterInstance.get()
+    release_runs_of_dead_processes(instance)
     instance.add_dynamic_partitions(collection_partitions.name, names)
     instance.add_dynamic_partitions(prompt_variant_partitions.name, variant_names)
     wanted = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph()) if selection else None
@@ -76,7 +99,8 @@ def materialize(
             partitions = variant_names if job.partitions_def == prompt_variant_partitions else names
         for key in partitions:
             result = job.execute_in_process(
-                partition_key=key, instance=instance, asset_selection=sorted(chosen), raise_on_error=False
+                partition_key=key, instance=instance, asset_selection=sorted(chosen), raise_on_error=False,
+                tags={RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()},
             )
             label = f"{phase}[{key}]" if key is not None else phase
             print(f"{label}: {'success' if result.success else 'FAILED'} (dagster run {result.run_id})", flush=True)
@@ -188,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="prompt variant to run (repeatable; a backfill over several variants)")
     run.set_defaults(func=cmd_run)
     rerank = sub.add_parser("rerank", help="rerank documents for a query with a trained checkpoint")
-    rerank.add_argument("-c", "--config", required=False)
+    rerank.add_argument("-c", "--config", help="accepted for symmetry with the other commands; the checkpoint card names all it needs")
     rerank.add_argument("--checkpoint", required=True)
     rerank.add_argument("--query", required=True)
     rerank.add_argument("--docs", required=True, help="JSONL with _id, title, text")

@@ -5,6 +5,7 @@ The config file is RR_CONFIG (default: resources/configs/demo.yaml)."""
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -43,7 +44,7 @@ def model_cache_dir(config: RRConfig) -> str:
 
 def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
     cache = model_cache_dir(config)
-    t, s = config.teacher, config.student
+    t = config.teacher
     return {
         "home": RRHome(path=config.home, model_cache=cache),
         "sources": CollectionSources(
@@ -60,10 +61,7 @@ def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
             price_per_1k_completion_tokens=t.prices.get(t.model, {}).get("completion", 0.0), model_cache=cache,
         ),
         "student": StudentSettings(
-            base_model=s.base_model, model_cache=cache, lora_r=s.lora_r, lora_alpha=s.lora_alpha,
-            target_modules=list(s.target_modules), steps=s.steps, learning_rate=s.learning_rate,
-            group_size=s.group_size, max_doc_words=s.max_doc_words, alpha=s.alpha, beta=s.beta, gamma=s.gamma,
-            seed=s.seed, rerank_depth=s.rerank_depth, batch_size=s.batch_size,
+            model_cache=cache, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config.student).items()}
         ),
         "sql_models": SqlModelSettings(folder=str(SQL_MODELS_DIR), eval_percent=config.split.eval_percent),
         "tracker": Tracker(tracking_uri=config.mlflow_tracking_uri),

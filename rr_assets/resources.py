@@ -16,6 +16,7 @@ from rr_assets.core.models import EMBEDDED, embedded_gguf, gguf_to_hf_folder
 from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
 from rr_assets.core.teacher import TeacherEndpoint, TeacherUsage
 from rr_assets.core.tracking import TrackedRun, mlflow_run
+from rr_assets.core.training import TrainSettings
 from rr_assets.core.warehouse import Warehouse
 
 
@@ -120,6 +121,14 @@ class StudentSettings(dg.ConfigurableResource):
     seed: int = 0
     rerank_depth: int = 10
     batch_size: int = 8
+
+    def train_settings(self, labels: tuple[int, ...]) -> TrainSettings:
+        return TrainSettings(
+            steps=self.steps, learning_rate=self.learning_rate, group_size=self.group_size,
+            max_doc_words=self.max_doc_words, alpha=self.alpha, beta=self.beta, gamma=self.gamma,
+            lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(self.target_modules),
+            labels=labels, seed=self.seed,
+        )
 
     def prepare_base_model(self) -> Path:
         """A local transformers folder for the base model (the embedded GGUF is converted once)."""

@@ -11,7 +11,7 @@ import pandas as pd
 from rr_assets.core.retrieval import Candidate, write_trec_run
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.student_format import StudentExample
-from rr_assets.core.training import TrainSettings, train_lora
+from rr_assets.core.training import train_lora
 from rr_assets.core.warehouse import named_sql
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions
 from rr_assets.resources import RRHome, StudentSettings, TeacherResource, Tracker
@@ -49,12 +49,7 @@ def student_checkpoint(
     )
     examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation)
                 for r in rows.itertuples()]
-    settings = TrainSettings(
-        steps=student.steps, learning_rate=student.learning_rate, group_size=student.group_size,
-        max_doc_words=student.max_doc_words, alpha=student.alpha, beta=student.beta, gamma=student.gamma,
-        lora_r=student.lora_r, lora_alpha=student.lora_alpha, target_modules=tuple(student.target_modules),
-        labels=variant.labels, seed=student.seed,
-    )
+    settings = student.train_settings(variant.labels)
     name = checkpoint_name(collection, variant.name)
     out_dir = home.dir("checkpoints") / name
     data_versions = {

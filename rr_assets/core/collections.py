@@ -13,7 +13,6 @@ Bad input policy (each case is tested):
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -59,17 +58,6 @@ class Collection:
     queries: list[Query]
     qrels: list[Qrel]
     quarantined: list[QuarantinedLine] = field(default_factory=list)
-
-    def content_hash(self) -> str:
-        """A hash of everything the collection holds, for data versions and lineage."""
-        digest = hashlib.sha256()
-        for d in self.documents:
-            digest.update(f"d\t{d.doc_id}\t{d.title}\t{d.text}\n".encode())
-        for q in self.queries:
-            digest.update(f"q\t{q.query_id}\t{q.text}\n".encode())
-        for r in self.qrels:
-            digest.update(f"r\t{r.query_id}\t{r.doc_id}\t{r.relevance}\n".encode())
-        return digest.hexdigest()
 
 
 class _Reader:

@@ -24,6 +24,18 @@ def _clean(explanation: str) -> str:
     return explanation.strip()
 
 
+def _json_answer(text: str, verdict: str) -> dict | None:
+    """The JSON object in an answer, if there is one that parses and holds the verdict key."""
+    match = _JSON_OBJECT.search(text)
+    if not match:
+        return None
+    try:
+        obj = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) and verdict in obj else None
+
+
 def verdict_missing(parsed) -> bool:
     """The answer stopped before its verdict (label, preference or ranking): errors of that kind
     start with "no ", and a short follow-up request can still ask for the verdict."""
@@ -41,15 +53,9 @@ def parse_direct(text: str, labels: tuple[int, ...]) -> ParsedDirect:
     """Accept JSON ({"explanation", "label"}) or the few-shot text format
     ("<explanation>\\nRelevance: <label>"); anything else is an error with a reason."""
     text = text.strip()
-    match = _JSON_OBJECT.search(text)
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict) and "label" in obj:
-            explanation = str(obj.get("explanation", "")).strip()
-            return _checked(obj["label"], explanation, labels)
+    obj = _json_answer(text, "label")
+    if obj is not None:
+        return _checked(obj["label"], str(obj.get("explanation", "")).strip(), labels)
     label_match = _LABEL_LINE.search(text)
     if not label_match:
         explanation = text.split("\n")[0].strip()
@@ -86,18 +92,13 @@ class ParsedComparison:
 def parse_comparison(text: str) -> ParsedComparison:
     """Accept JSON ({"explanation", "preferred": "A"|"B"}) or "<explanation>\\nPreferred: A"."""
     text = text.strip()
-    match = _JSON_OBJECT.search(text)
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict) and "preferred" in obj:
-            preferred = str(obj["preferred"]).strip().upper()
-            explanation = str(obj.get("explanation", "")).strip()
-            if preferred not in ("A", "B"):
-                return ParsedComparison(None, explanation, f"preferred {obj['preferred']!r} is not A or B")
-            return ParsedComparison(preferred, explanation, None if explanation else "empty explanation")
+    obj = _json_answer(text, "preferred")
+    if obj is not None:
+        preferred = str(obj["preferred"]).strip().upper()
+        explanation = str(obj.get("explanation", "")).strip()
+        if preferred not in ("A", "B"):
+            return ParsedComparison(None, explanation, f"preferred {obj['preferred']!r} is not A or B")
+        return ParsedComparison(preferred, explanation, None if explanation else "empty explanation")
     found = _PREFERRED.search(text)
     if not found:
         return ParsedComparison(None, text.split("\n")[0].strip(), "no preferred document found")
@@ -120,14 +121,8 @@ def parse_ranking(text: str, size: int) -> ParsedRanking:
     text = text.strip()
     ids: list[int] = []
     explanation = text
-    match = _JSON_OBJECT.search(text)
-    obj = None
-    if match:
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            obj = None
-    if isinstance(obj, dict) and "ranking" in obj:
+    obj = _json_answer(text, "ranking")
+    if obj is not None:
         explanation = str(obj.get("explanation", "")).strip()
         raw = obj["ranking"]
         ids = [int(x) for x in (raw if isinstance(raw, list) else _RANK_ID.findall(str(raw))) if str(x).isdigit()]
