@@ -50,6 +50,10 @@ def student_checkpoint(
     examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation)
                 for r in rows.itertuples()]
     settings = student.train_settings(variant.labels)
+    compared = warehouse.fetch_df(
+        "SELECT query_id, preferred_doc_id, other_doc_id FROM train_pairwise "
+        "WHERE collection = ? AND prompt_variant = ? AND source = 'comparison'", [collection, variant.name])
+    preferences = frozenset(compared.itertuples(index=False, name=None))
     name = checkpoint_name(collection, variant.name)
     out_dir = home.dir("checkpoints") / name
     data_versions = {
@@ -61,7 +65,7 @@ def student_checkpoint(
     }
     params = {**asdict(settings), "collection": collection, "prompt_variant": variant.name,
               "prompt_hash": variant.content_hash, "teacher_model": teacher.model, "base_model": student.base_model,
-              "train_examples": len(examples)}
+              "train_examples": len(examples), "comparison_preferences": len(preferences)}
     base_dir = student.prepare_base_model()
     with tracker.run(context, params) as tracked:
 
@@ -69,13 +73,14 @@ def student_checkpoint(
             context.log.info(f"train {record}")
             tracked.metrics({k: v for k, v in record.items() if k != "step"}, record["step"])
 
-        result = train_lora(base_dir, examples, settings, out_dir, log=log_step)
+        result = train_lora(base_dir, examples, settings, out_dir, log=log_step, preferences=preferences)
         card = {
             "name": name, "collection": collection, "base_model": student.base_model,
             "base_model_dir": str(base_dir), "prompt_variant": variant.name,
             "prompt_hash": variant.content_hash, "teacher_model": teacher.model,
             "teacher_endpoint": teacher.endpoint_label(), "data_versions": data_versions,
-            "train_examples": len(examples), "train_settings": asdict(settings), "losses": result.losses,
+            "train_examples": len(examples), "comparison_preferences": len(preferences),
+            "train_settings": asdict(settings), "losses": result.losses,
             "device": result.device, "seconds": round(result.seconds, 1),
             "dagster_run_id": context.run.run_id, "dagster_home": context.instance.root_directory,
             "rr_home": home.path, "mlflow_run_id": tracked.run_id,

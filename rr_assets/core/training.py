@@ -47,9 +47,15 @@ class TrainResult:
     trainable_parameters: int
 
 
-def pairwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """RankNet: −log σ(s_i − s_j) over every pair with label_i > label_j (0 when no such pair)."""
-    better = labels[:, None] > labels[None, :]
+def preference_matrix(group: list[StudentExample], preferences: frozenset[tuple[str, str, str]]) -> torch.Tensor:
+    """preferred[i, j]: the teacher prefers document i to document j for the group's query, by its
+    labels or by its (swap-consistent) comparison reasoning, given as (query, preferred, other)."""
+    return torch.tensor([[a.label > b.label or (a.query_id, a.doc_id, b.doc_id) in preferences for b in group]
+                         for a in group])
+
+
+def pairwise_loss(scores: torch.Tensor, better: torch.Tensor) -> torch.Tensor:
+    """RankNet: −log σ(s_i − s_j) over every pair with better[i, j] (0 when there is none)."""
     if not better.any():
         return scores.sum() * 0.0
     differences = scores[:, None] - scores[None, :]
@@ -118,8 +124,10 @@ def train_lora(
     settings: TrainSettings,
     out_dir: str | Path,
     log: Callable[[dict], None] | None = None,
+    preferences: frozenset[tuple[str, str, str]] = frozenset(),
 ) -> TrainResult:
-    """Train a LoRA adapter for `settings.steps` optimizer steps and save it to `out_dir`."""
+    """Train a LoRA adapter for `settings.steps` optimizer steps and save it to `out_dir`.
+    `preferences` (query, preferred doc, other doc) from comparison reasoning join the pairwise loss."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -153,7 +161,8 @@ def train_lora(
         scores = expected_label(
             label_position_logits(model, tokenizer, texts, label_ids).float(), settings.labels
         )
-        l_pair, l_list = pairwise_loss(scores, labels), listwise_loss(scores, labels)
+        better = preference_matrix(group, preferences).to(device)
+        l_pair, l_list = pairwise_loss(scores, better), listwise_loss(scores, labels)
         gen_texts = [explain_text(e.query, e.document, e.explanation, e.label, settings.max_doc_words) for e in group]
         prompt_lengths = [
             len(tokenizer(explain_prefix(e.query, e.document, settings.max_doc_words))["input_ids"]) for e in group

@@ -2,17 +2,32 @@ import pytest
 import torch
 
 from rr_assets.core.student_format import StudentExample
-from rr_assets.core.training import expected_label, listwise_loss, pairwise_loss, training_groups
+from rr_assets.core.training import (
+    expected_label,
+    listwise_loss,
+    pairwise_loss,
+    preference_matrix,
+    training_groups,
+)
 
 pytestmark = pytest.mark.unit
 
 
+def group(labels):
+    return [StudentExample("q", f"d{i}", "q", "d", label, "e") for i, label in enumerate(labels)]
+
+
 def test_pairwise_loss_prefers_correct_order():
-    labels = torch.tensor([2, 0, 1])
-    right = pairwise_loss(torch.tensor([3.0, 0.0, 1.0]), labels)
-    wrong = pairwise_loss(torch.tensor([0.0, 3.0, 1.0]), labels)
+    better = preference_matrix(group([2, 0, 1]), frozenset())
+    right = pairwise_loss(torch.tensor([3.0, 0.0, 1.0]), better)
+    wrong = pairwise_loss(torch.tensor([0.0, 3.0, 1.0]), better)
     assert right < wrong
-    assert pairwise_loss(torch.tensor([1.0, 2.0]), torch.tensor([1, 1])).item() == 0.0
+    assert pairwise_loss(torch.tensor([1.0, 2.0]), preference_matrix(group([1, 1]), frozenset())).item() == 0.0
+
+
+def test_comparison_preferences_join_the_label_order():
+    better = preference_matrix(group([1, 1, 0]), frozenset({("q", "d1", "d0")}))
+    assert better.tolist() == [[False, False, True], [True, False, True], [False, False, False]]
 
 
 def test_listwise_loss_is_minimal_near_the_label_distribution():
@@ -22,7 +37,8 @@ def test_listwise_loss_is_minimal_near_the_label_distribution():
 
 def test_losses_have_gradients():
     scores = torch.tensor([0.5, 0.2, 0.1], requires_grad=True)
-    (pairwise_loss(scores, torch.tensor([0, 1, 2])) + listwise_loss(scores, torch.tensor([0, 1, 2]))).backward()
+    better = preference_matrix(group([0, 1, 2]), frozenset())
+    (pairwise_loss(scores, better) + listwise_loss(scores, torch.tensor([0, 1, 2]))).backward()
     assert scores.grad is not None and scores.grad.abs().sum() > 0
 
 
