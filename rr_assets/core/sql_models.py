@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from rr_assets.core.warehouse import checked_identifier
+from rr_assets.core.warehouse import checked_identifier, where_clause
 
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([a-z_][a-z0-9_]*)['\"]\s*\)\s*\}\}")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -87,8 +87,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: SqlModel, params: dict[str,
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM rr_model_rows")
         else:
             columns = model.partition_columns()
-            condition = " AND ".join(f"{c} = ?" for c in columns) or "TRUE"
-            con.execute(f"DELETE FROM {table} WHERE {condition}", [params[c] for c in columns])
+            con.execute(f"DELETE FROM {table} WHERE {where_clause(columns)}", [params[c] for c in columns])
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rr_model_rows")
         count = con.execute("SELECT count(*) FROM rr_model_rows").fetchone()[0]
         con.execute("DROP TABLE rr_model_rows")

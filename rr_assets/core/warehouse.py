@@ -23,6 +23,11 @@ def checked_identifier(name: str) -> str:
     return name
 
 
+def where_clause(columns) -> str:
+    """`a = ? AND b = ?` over validated column names (TRUE for none); values go as parameters."""
+    return " AND ".join(f"{checked_identifier(c)} = ?" for c in columns) or "TRUE"
+
+
 class Warehouse:
     """Opens short-lived connections, waiting while another process holds DuckDB's file lock."""
 
@@ -59,7 +64,7 @@ class Warehouse:
         """Replace the rows of `table` matching `where` by `frame`, in one transaction:
         a failure leaves the previous rows in place."""
         table = checked_identifier(table)
-        condition = " AND ".join(f"{checked_identifier(c)} = ?" for c in where) or "TRUE"
+        condition = where_clause(where)
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -76,7 +81,7 @@ class Warehouse:
     def table_hash(self, table: str, where: dict[str, str]) -> str:
         """A content hash of the matching rows, independent of row order."""
         table = checked_identifier(table)
-        condition = " AND ".join(f"{checked_identifier(c)} = ?" for c in where) or "TRUE"
+        condition = where_clause(where)
         with self.connect() as con:
             row = con.execute(
                 f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {table} t WHERE {condition}",
