@@ -1,95 +1,185 @@
-"""Student speed: LoRA training steps and score-mode reranking, on the GPU when there is one.
+"""Student speed on this machine: scored pairs/s and training steps/s for each path, and whether
+bf16 keeps the ranking quality of float32 on the SciFact dev slice.
 
-    .venv/bin/python benchmarks/student_speed.py [--base DIR] [--steps 4] [--pairs 64]
+    .venv/bin/python benchmarks/student_speed.py [--checkpoint DIR] [--pairs 32] [--steps 3] [--dev-queries 30]
 
---base is a transformers folder (default: the embedded Gemma 3 270M, converted once). With
---random-weights, only the folder's config and tokenizer are used and the weights are random
-(same shapes, same speed): for machines that cannot hold the converted weights.
-Prints a table and writes JSON (default benchmarks/results/student_speed-<device>.json).
+Paths: float32 or bf16 autocast, crossed with the full-vocabulary LM head at every position (what
+scoring did before) or only the label rows at the label position (what rr does). Pairs are real
+SciFact (query, abstract) pairs at the student's document budget (about 300 tokens at 200 words).
+The quality row scores the dev slice (a stable hash of SciFact training queries, never test
+queries) with --checkpoint (else the base model) in both precisions. Prints a table and writes
+JSON (default benchmarks/results/student_speed-<device>.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import tempfile
+import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from rr_assets.config import RESOURCES_DIR
-from rr_assets.core.collections import load_beir
-from rr_assets.core.scoring import StudentReranker
-from rr_assets.core.student_format import StudentExample
-from rr_assets.core.training import TrainSettings, pick_device, train_lora
+from rr_assets.config import PROJECT_ROOT, load_config
+from rr_assets.core.collections import CollectionSource, Query, load_collection
+from rr_assets.core.metrics import ndcg_at_10, reranked
+from rr_assets.core.models import embedded_gguf, gguf_to_hf_folder
+from rr_assets.core.retrieval import build_index, search
+from rr_assets.core.settings import StudentSettings
+from rr_assets.core.student_model import (
+    Precision,
+    StudentExample,
+    cpu_bf16_speedup,
+    encode,
+    expected_label,
+    label_token_ids,
+    load_base_model,
+    load_student,
+    load_tokenizer,
+    score_pairs,
+    score_text,
+)
+from rr_assets.core.training import StudentTrainer
+
+SCIFACT = PROJECT_ROOT.parent / "shared" / "data" / "scifact"
 
 
-def base_folder(args, tmp: Path) -> Path:
-    if args.random_weights:
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            flags = Path("/proc/cpuinfo").read_text()
+            extras = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f" {f}" in flags]
+            return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores; {', '.join(extras)})"
+    return platform.processor() or "cpu"
 
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(args.base), dtype=torch.float32)
-        model.save_pretrained(tmp / "random")
-        AutoTokenizer.from_pretrained(args.base).save_pretrained(tmp / "random")
-        return tmp / "random"
-    if args.base:
-        return Path(args.base)
-    from rr_assets.core.models import embedded_gguf, gguf_to_hf_folder
 
-    cache = Path(os.environ.get("RR_MODEL_CACHE") or Path.home() / ".cache" / "rr" / "models")
-    return gguf_to_hf_folder(embedded_gguf(cache), cache / "gemma-3-270m-hf")
+@torch.no_grad()
+def full_vocabulary_scores(model, tokenizer, label_ids, labels, doc_words, pairs, batch_size, precision) -> list[float]:
+    """The path rr used before: logits over the whole vocabulary at every position, then the label rows."""
+    scores = []
+    for start in range(0, len(pairs), batch_size):
+        texts = [score_text(q, d, labels[0], doc_words) for q, d in pairs[start : start + batch_size]]
+        batch = encode(tokenizer, texts, precision.device)
+        with precision.autocast():
+            logits = model(**batch).logits
+        positions = batch["attention_mask"].sum(dim=1) - 2
+        picked = logits[torch.arange(len(texts)), positions][:, label_ids].float()
+        scores += expected_label(picked, labels).tolist()
+    return scores
+
+
+def timed(fn, repeats: int = 1) -> float:
+    fn()  # warm-up
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / repeats
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base")
-    parser.add_argument("--random-weights", action="store_true")
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--group-size", type=int, default=4)
-    parser.add_argument("--pairs", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--checkpoint", help="a trained student for the quality rows (default: the base model)")
+    parser.add_argument("--pairs", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--doc-words", type=int, default=200, help="words per document (200 ≈ 300 tokens per pair)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps timed per precision")
+    parser.add_argument("--dev-queries", type=int, default=30)
     parser.add_argument("--out")
     args = parser.parse_args()
 
-    collection = load_beir("demo", RESOURCES_DIR / "collections" / "demo")
+    cache = load_config(PROJECT_ROOT / "resources" / "configs" / "demo.yaml").model_cache
+    base = gguf_to_hf_folder(embedded_gguf(cache), Path(cache) / "gemma-3-270m-hf")
+    collection = load_collection(CollectionSource("scifact", str(SCIFACT), eval_split="test", train_split="train"))
+    docs = {d.doc_id: f"{d.title} {d.text}" for d in collection.documents}
     queries = {q.query_id: q.text for q in collection.queries}
-    docs = {d.doc_id: d.text for d in collection.documents}
-    examples = [StudentExample(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id], r.relevance,
-                               "The document explains the principle behind the question.") for r in collection.qrels]
-    examples += [StudentExample(r.query_id, d.doc_id, queries[r.query_id], d.text, 0, "Unrelated.")
-                 for r, d in zip(collection.qrels, collection.documents[::-1])]
-    device = pick_device()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = base_folder(args, Path(tmp))
-        settings = TrainSettings(steps=args.steps, group_size=args.group_size, max_doc_words=80)
-        result = train_lora(base, examples, settings, Path(tmp) / "ckpt")
-        (Path(tmp) / "ckpt" / "card.json").write_text(json.dumps({"base_model_dir": str(base)}))
-        reranker = StudentReranker(Path(tmp) / "ckpt")
-        pairs = [(e.doc_id, e.document) for e in examples[: args.pairs]]
-        reranker.score(examples[0].query, pairs[: args.batch_size], args.batch_size)  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        reranker.score(examples[0].query, pairs, args.batch_size)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        score_seconds = time.perf_counter() - started
-    row = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
-        "dtype": "bfloat16" if device.type == "cuda" else "float32",
-        "weights": "random (same shapes)" if args.random_weights else "Gemma 3 270M",
-        "train_steps": result.steps, "group_size": args.group_size,
-        "seconds_per_step": round(result.seconds / result.steps, 3),
-        "pairs_scored": len(pairs), "score_pairs_per_s": round(len(pairs) / score_seconds, 2),
-        "final_loss": round(result.losses[-1]["loss"], 4), "torch": torch.__version__,
-    }
-    print(f"{'device':<28} {'dtype':<9} {'s/step':>7} {'pairs/s':>8}")
-    print(f"{row['device']:<28} {row['dtype']:<9} {row['seconds_per_step']:>7} {row['score_pairs_per_s']:>8}")
+    train_qrels: dict[str, dict[str, int]] = {}
+    for r in collection.qrels:
+        if r.split == "train":
+            train_qrels.setdefault(r.query_id, {})[r.doc_id] = r.relevance
+    pairs = [(queries[q], docs[d]) for q in sorted(train_qrels) for d in train_qrels[q]][: args.pairs]
+    labels = (0, 1, 2)
+    tokenizer = load_tokenizer(base)
+    label_ids = label_token_ids(tokenizer, labels)
+    tokens = sum(len(tokenizer(score_text(q, d, 0, args.doc_words))["input_ids"]) for q, d in pairs) / len(pairs)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    speedup = cpu_bf16_speedup() if device.type == "cpu" else None
+    rows = []
+    for bf16 in (False, True):
+        precision = Precision(device, bf16)
+        model = load_base_model(base, precision).eval()
+        for path, fn in (("full vocabulary", full_vocabulary_scores), ("label rows", score_pairs)):
+            seconds = timed(lambda fn=fn, model=model, precision=precision: fn(
+                model, tokenizer, label_ids, labels, args.doc_words, pairs, args.batch_size, precision))
+            rows.append({"precision": precision.name, "path": path, "pairs": len(pairs), "tokens_per_pair": round(tokens),
+                         "pairs_per_s": round(len(pairs) / seconds, 2)})
+            print(rows[-1], flush=True)
+    examples = [StudentExample(q, d, queries[q], docs[d], 2, "") for q in sorted(train_qrels)[:8] for d in train_qrels[q]]
+    examples += [StudentExample(q, d, queries[q], docs[d], 0, "") for q in sorted(train_qrels)[:8]
+                 for d in sorted(docs)[:3]]
+    training = []
+    for bf16 in (False, True):
+        settings = replace(StudentSettings(), epochs=1, group_size=4, batch_groups=2, gradient_accumulation=1,
+                           student_doc_words=args.doc_words, generation_weight=0.0, warmup_ratio=0.0)
+        precision = Precision(device, bf16)
+        trainer = StudentTrainer(base, settings, labels, precision)
+        result = trainer.train(examples[: 4 * 2 * args.steps], Path("/tmp/rr-speed") / precision.name)
+        steps = max(1, result.optimizer_steps)
+        training.append({"precision": precision.name, "steps": steps, "seconds_per_step": round(result.seconds / steps, 2),
+                         "pairs_per_step": 8, "train_pairs_per_s": round(8 * steps / result.seconds, 2)})
+        print(training[-1], flush=True)
+
+    dev = sorted(q for q in train_qrels if int(hashlib.md5(f"dev:scifact:{q}".encode()).hexdigest(), 16) % 100 < 15)
+    dev = dev[: args.dev_queries]
+    index = Path("/tmp/rr-speed/scifact-index")
+    if not index.exists():
+        build_index(collection.documents, index)
+    hits = search(index, [Query(q, queries[q]) for q in dev], depth=20, k1=0.9, b=0.4)
+    first: dict[str, dict[str, float]] = {}
+    for h in hits:
+        first.setdefault(h.query_id, {})[h.doc_id] = h.score
+    quality = []
+    for bf16 in (False, True):
+        precision = Precision(device, bf16)
+        if args.checkpoint:
+            model, tokenizer_q, info = load_student(args.checkpoint, precision)
+            words, model_labels = info.doc_words, info.labels
+        else:
+            model, tokenizer_q, words, model_labels = load_base_model(base, precision).eval(), tokenizer, 96, labels
+        ids = label_token_ids(tokenizer_q, model_labels)
+        keys = [(q, d) for q in sorted(first) for d in first[q]]
+        values = score_pairs(model, tokenizer_q, ids, model_labels, words, [(queries[q], docs[d]) for q, d in keys],
+                             args.batch_size, precision)
+        scores: dict[str, dict[str, float]] = {}
+        for (q, d), v in zip(keys, values):
+            scores.setdefault(q, {})[d] = v
+        quality.append({"precision": precision.name, "dev_queries": len(first),
+                        "dev_nDCG@10": round(ndcg_at_10({q: train_qrels[q] for q in first}, reranked(first, scores)), 4)})
+        print(quality[-1], flush=True)
+
+    result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
+              "torch": torch.__version__, "measured_bf16_matmul_speedup": speedup, "scoring": rows,
+              "training": training, "quality": quality, "checkpoint": args.checkpoint or "base model",
+              "bf16_quality_within_0.005": abs(quality[0]["dev_nDCG@10"] - quality[1]["dev_nDCG@10"]) <= 0.005}
+    print(f"\n{'precision':<22} {'path':<16} {'pairs/s':>8}")
+    for r in rows:
+        print(f"{r['precision']:<22} {r['path']:<16} {r['pairs_per_s']:>8}")
+    print(f"\n{'precision':<22} {'s/step (8 pairs)':>17} {'train pairs/s':>14}")
+    for r in training:
+        print(f"{r['precision']:<22} {r['seconds_per_step']:>17} {r['train_pairs_per_s']:>14}")
+    print(f"\n{'precision':<22} {'dev nDCG@10':>12}")
+    for r in quality:
+        print(f"{r['precision']:<22} {r['dev_nDCG@10']:>12}")
     out = Path(args.out or Path(__file__).parent / "results" / f"student_speed-{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(row, indent=2))
+    out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 
 

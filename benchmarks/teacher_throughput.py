@@ -16,22 +16,30 @@ import time
 from pathlib import Path
 
 from rr_assets.config import RESOURCES_DIR
-from rr_assets.core.collections import load_beir
+from rr_assets.core.collections import CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.models import embedded_gguf
 from rr_assets.core.prompts import load_variant
-from rr_assets.core.teacher import JudgePair, RequestCache, TeacherEndpoint, TeacherUsage, judge_direct
+from rr_assets.core.teacher import JudgePair, RequestCache, Teacher, TeacherEndpoint
 from rr_assets.core.warehouse import Warehouse
+
+
+def cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=24)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "teacher_throughput.json"))
+    parser.add_argument("--build", default="portable", help="a name for the installed llama-cpp-python build")
+    parser.add_argument("--out")
     args = parser.parse_args()
+    args.out = args.out or str(Path(__file__).parent / "results" / f"teacher_throughput-{args.build}.json")
 
-    collection = load_beir("demo", RESOURCES_DIR / "collections" / "demo")
+    collection = load_collection(CollectionSource("demo", str(RESOURCES_DIR / "collections" / "demo")))
     queries = {q.query_id: q.text for q in collection.queries}
     docs = {d.doc_id: d.text for d in collection.documents}
     pairs = [JudgePair(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id]) for r in collection.qrels]
@@ -41,14 +49,14 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, llama_cpp_server(
         embedded_gguf(cache_dir), "gemma-3-270m", Path(tmp) / "server.log"
-    ) as url:
+    ) as server:
         for level in args.levels:
             cache = RequestCache(Warehouse(Path(tmp) / f"cache-{level}.duckdb"))
-            usage = TeacherUsage()
+            teacher = Teacher(TeacherEndpoint(server.base_url, "gemma-3-270m", concurrency=level), variant, cache)
             started = time.perf_counter()
-            judge_direct(pairs, variant, TeacherEndpoint(url, "gemma-3-270m", concurrency=level),
-                         cache, usage)
+            teacher.judge(pairs)
             seconds = time.perf_counter() - started
+            usage = teacher.usage
             rows.append({"concurrency": level, "requests": usage.new_calls, "seconds": round(seconds, 2),
                          "requests_per_s": round(usage.new_calls / seconds, 3),
                          "completion_tokens_per_s": round(usage.completion_tokens / seconds, 1),
@@ -61,8 +69,12 @@ def main() -> None:
         print(f"{r['concurrency']:>11} {r['requests']:>8} {r['seconds']:>8} {r['requests_per_s']:>7} "
               f"{r['completion_tokens_per_s']:>9} {r['total_tokens_per_s']:>9} {r['speedup_vs_sequential']:>8}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"server": "llama.cpp (llama-cpp-python) embedded, Gemma 3 270M Q4_K_M",
-                                          "cpu_count": os.cpu_count(), "pairs": len(pairs), "results": rows}, indent=2))
+    import llama_cpp
+
+    Path(args.out).write_text(json.dumps({
+        "server": "llama.cpp (llama-cpp-python) embedded, Gemma 3 270M Q4_K_M", "build": args.build,
+        "llama_system_info": llama_cpp.llama_print_system_info().decode(), "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(), "pairs": len(pairs), "results": rows}, indent=2))
     print(f"wrote {args.out}")
 
 

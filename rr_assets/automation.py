@@ -1,84 +1,67 @@
 """Automation: sensors that keep partitions in step with the world (prompt-variant folders,
-collection files), a weekly refresh, and the automation conditions under which stale downstream
-assets refresh themselves."""
+collection files) and observe their files when they change, a weekly refresh, and the automation
+conditions under which stale downstream assets refresh themselves."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import dagster as dg
+from dagster._core.definitions.data_version import extract_data_version_from_entry
 
+from rr_assets.core.collections import CollectionSource, source_fingerprint
 from rr_assets.core.prompts import list_variants, load_variant
 from rr_assets.partitions import collection_partitions, prompt_variant_partitions
 
-PROMPTS_JOB = "rr_prompts"
+OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB = "rr_observe_collections", "rr_observe_prompts"
 COLLECTION_JOB = "rr_collection"
 
 
-def _recorded_hash(instance: dg.DagsterInstance, variant: str) -> str | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("prompt_templates"), asset_partitions=[variant]), limit=1
-    ).records
-    if not records:
-        return None
-    return records[0].asset_materialization.metadata["prompt_hash"].value
+def observed_versions(instance: dg.DagsterInstance, asset: str, partitions: list[str]) -> dict[str, str | None]:
+    """The data version of each partition of an observed source asset at its latest observation."""
+    versions = {}
+    for partition in partitions:
+        record = instance.get_latest_data_version_record(dg.AssetKey(asset), is_source=True, partition_key=partition)
+        version = extract_data_version_from_entry(record.event_log_entry) if record else None
+        versions[partition] = version.value if version else None
+    return versions
 
 
 def build_prompt_variant_sensor(prompts_dir: str) -> dg.SensorDefinition:
-    @dg.sensor(job_name=PROMPTS_JOB, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(job_name=OBSERVE_PROMPTS_JOB, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
     def prompt_variant_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        """Adds a partition for each new folder in resources/prompts/, removes vanished ones, and
-        re-materialises `prompt_templates` for every variant whose files changed."""
-        folders = set(list_variants(prompts_dir))
+        """Adds a partition for each new folder in the prompts folder, removes vanished ones, and
+        observes `prompt_templates` when a variant's files changed (downstream refreshes follow from
+        the new data version)."""
+        folders = sorted(list_variants(prompts_dir))
         known = set(context.instance.get_dynamic_partitions(prompt_variant_partitions.name))
-        runs = []
-        for name in sorted(folders):
-            content_hash = load_variant(prompts_dir, name).content_hash
-            if _recorded_hash(context.instance, name) != content_hash:
-                runs.append(dg.RunRequest(run_key=f"{name}:{content_hash}", partition_key=name))
+        current = {name: load_variant(prompts_dir, name).content_hash for name in folders}
+        recorded = observed_versions(context.instance, "prompt_templates", folders)
+        changed = [name for name in folders if recorded[name] != current[name]]
+        key = ",".join(f"{name}:{current[name]}" for name in changed)
         return dg.SensorResult(
-            run_requests=runs,
+            run_requests=[dg.RunRequest(run_key=key, tags={"rr/changed_variants": ",".join(changed)})] if changed else [],
             dynamic_partitions_requests=[
-                prompt_variant_partitions.build_add_request(sorted(folders - known)),
-                prompt_variant_partitions.build_delete_request(sorted(known - folders)),
+                prompt_variant_partitions.build_add_request(sorted(set(folders) - known)),
+                prompt_variant_partitions.build_delete_request(sorted(known - set(folders))),
             ],
         )
 
     return prompt_variant_sensor
 
 
-def collection_fingerprint(folder: str) -> str:
-    """Size and modification time of every file of a BEIR folder: changes when any file does."""
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
-    return json.dumps([[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
-
-
-def _loaded(instance: dg.DagsterInstance, collection: str) -> bool:
-    return bool(instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("corpus"), asset_partitions=[collection]), limit=1
-    ).records)
-
-
-def build_collection_sensor(folders: dict[str, str]) -> dg.SensorDefinition:
-    @dg.sensor(job_name=COLLECTION_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def build_collection_sensor(sources: tuple[CollectionSource, ...]) -> dg.SensorDefinition:
+    @dg.sensor(job_name=OBSERVE_COLLECTIONS_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
     def collection_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        """Adds a `collection` partition for every configured collection and loads a collection
-        whose files are new or changed since the last tick (the cursor keeps each folder's
-        fingerprint); on the first tick, only collections never loaded are run."""
+        """Adds a `collection` partition for every configured collection, and observes
+        `collection_files` when a collection's files are new or changed."""
+        names = [s.name for s in sources]
         known = set(context.instance.get_dynamic_partitions(collection_partitions.name))
-        seen = json.loads(context.cursor) if context.cursor else None
-        current = {name: collection_fingerprint(folder) for name, folder in folders.items()}
-        if seen is None:
-            changed = [name for name in sorted(current) if not _loaded(context.instance, name)]
-        else:
-            changed = [name for name in sorted(current) if seen.get(name) != current[name]]
+        current = {s.name: source_fingerprint(s) for s in sources}
+        recorded = observed_versions(context.instance, "collection_files", names)
+        changed = [name for name in names if recorded[name] != current[name]]
+        key = ",".join(f"{name}:{current[name]}" for name in changed)
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"{name}:{hashlib.sha256(current[name].encode()).hexdigest()[:16]}",
-                                        partition_key=name) for name in changed],
-            dynamic_partitions_requests=[collection_partitions.build_add_request(sorted(set(folders) - known))],
-            cursor=json.dumps(current),
+            run_requests=[dg.RunRequest(run_key=key, tags={"rr/changed_collections": ",".join(changed)})] if changed else [],
+            dynamic_partitions_requests=[collection_partitions.build_add_request(sorted(set(names) - known))],
         )
 
     return collection_sensor
@@ -96,8 +79,8 @@ def build_weekly_refresh(collection_names: list[str]) -> dg.ScheduleDefinition:
     return weekly_refresh
 
 
-# Downstream assets refresh when what they read was materialised again; the teacher's cache makes
-# repeated requests free, so refreshing a teacher partition only pays for new prompts.
+# Downstream assets refresh when what they read was updated (a new materialisation, or a new
+# observed data version of the files); the teacher's cache makes repeated requests free.
 REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -4,9 +4,8 @@ bad teacher data never reaches training), agreement with qrels and swap consiste
 import dagster as dg
 
 from rr_assets.core.validation import label_agreement, validate_teacher_output
-from rr_assets.core.warehouse import checked_identifier, named_sql
 from rr_assets.partitions import collection_and_variant
-from rr_assets.resources import RRHome, TeacherResource
+from rr_assets.resources import RRHome, TeacherService
 
 _KINDS = {"teacher_judgments": "direct", "teacher_comparisons": "comparison", "teacher_rankings": "listwise"}
 
@@ -15,12 +14,10 @@ def _gx_check(asset: str, kind: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=asset, name=f"{asset}_gx_suite", blocking=True,
                     description=f"GX suite for {kind} reasoning: schema, domains, unique keys, explanations, "
                                 "parse-failure rate under the threshold")
-    def gx_suite(context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource) -> dg.AssetCheckResult:
+    def gx_suite(context: dg.AssetCheckExecutionContext, home: RRHome,
+                 teacher: dg.ResourceParam[TeacherService]) -> dg.AssetCheckResult:
         collection, variant_name = collection_and_variant(context)
-        frame = home.warehouse().fetch_df(
-            f"SELECT * FROM {checked_identifier(asset)} WHERE collection = ? AND prompt_variant = ?",
-            [collection, variant_name],
-        )
+        frame = home.warehouse().partition_rows(asset, {"collection": collection, "prompt_variant": variant_name})
         variant = teacher.variant(variant_name)
         outcome = validate_teacher_output(kind, frame, variant.labels, variant.max_parse_failure_rate)
         failure_rate = float(frame["parse_error"].notna().mean()) if len(frame) else 1.0
@@ -38,35 +35,35 @@ gx_checks = [_gx_check(asset, kind) for asset, kind in _KINDS.items()]
 
 
 @dg.asset_check(asset="teacher_judgments",
-                description="Teacher labels vs qrels (accuracy, Cohen's kappa); warns under min_agreement")
+                description="Teacher labels vs qrels grades on the variant's scale (accuracy, Cohen's kappa); warns under "
+                            "min_agreement")
 def teacher_agrees_with_qrels(
-    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource
+    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService]
 ) -> dg.AssetCheckResult:
     collection, variant_name = collection_and_variant(context)
-    rows = home.warehouse().fetch_df(
-        named_sql("judgment_agreement"), {"collection": collection, "prompt_variant": variant_name}
-    )
-    agreement = label_agreement(rows["teacher"].astype(int).tolist(), rows["gold"].astype(int).tolist())
+    rows = home.warehouse().query("judgment_agreement", {"collection": collection, "prompt_variant": variant_name})
+    variant = teacher.variant(variant_name)
+    gold = [variant.scaled_label(g, m) for g, m in zip(rows["gold"], rows["max_relevance"])]
+    agreement = label_agreement(rows["teacher"].astype(int).tolist(), gold)
+    threshold = teacher.settings.min_agreement
     return dg.AssetCheckResult(
-        passed=agreement.accuracy >= teacher.min_agreement,
+        passed=agreement.accuracy >= threshold,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"pairs": agreement.pairs, "accuracy": round(agreement.accuracy, 4),
-                  "cohen_kappa": round(agreement.kappa, 4), "min_agreement": teacher.min_agreement},
+                  "cohen_kappa": round(agreement.kappa, 4), "min_agreement": threshold},
     )
 
 
 @dg.asset_check(asset="teacher_comparisons",
                 description="Swapped comparisons agree with the originals (position bias); warns under the threshold")
 def teacher_comparisons_swap_consistency(
-    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: TeacherResource
+    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService]
 ) -> dg.AssetCheckResult:
     collection, variant_name = collection_and_variant(context)
-    row = home.warehouse().fetch_df(
-        named_sql("swap_consistency"), {"collection": collection, "prompt_variant": variant_name}
-    ).iloc[0]
+    row = home.warehouse().query("swap_consistency", {"collection": collection, "prompt_variant": variant_name}).iloc[0]
     consistency = float(row["consistency"])
     return dg.AssetCheckResult(
-        passed=int(row["swapped_pairs"]) == 0 or consistency >= 1.0 - teacher.max_swap_inconsistency,
+        passed=int(row["swapped_pairs"]) == 0 or consistency >= 1.0 - teacher.settings.max_swap_inconsistency,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"swapped_pairs": int(row["swapped_pairs"]), "consistency": round(consistency, 4),
                   "first_position_rate": round(float(row["first_position_rate"]), 4)},

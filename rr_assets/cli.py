@@ -15,7 +15,6 @@ from pathlib import Path
 
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
 
-
 # Concurrency pools: one teacher asset at a time (one endpoint, bounded concurrency inside) and
 # one warehouse writer at a time (DuckDB takes a single writer).
 DAGSTER_INSTANCE_YAML = """\
@@ -41,14 +40,13 @@ def _activate(config_path: str | Path) -> RRConfig:
     return config
 
 
-RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
-
-
 def release_runs_of_dead_processes(instance) -> None:
     """A CLI run killed mid-way stays "started" and keeps its concurrency-pool slots, which would
     block every later run: mark such runs failed and free their slots."""
     import dagster as dg
     import psutil
+
+    from rr_assets.refresh import RUN_HOST_TAG, RUN_PID_TAG
 
     unfinished = instance.get_run_records(
         dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
@@ -64,14 +62,16 @@ def release_runs_of_dead_processes(instance) -> None:
 
 def materialize(
     config: RRConfig, selection: str | None = None, collections: list[str] | None = None,
-    variants: list[str] | None = None,
+    variants: list[str] | None = None, force: bool = False, dry_run: bool = False,
 ) -> bool:
-    """Run the pipeline's phases (collection → prompts → base model → teacher and student per
-    collection × variant → report) on the DagsterInstance of DAGSTER_HOME; stops at a failure."""
+    """Bring the graph up to date on the DagsterInstance of DAGSTER_HOME: observe the collections'
+    and prompts' files, then materialise what is missing or stale (everything with `force`), in
+    dependency order; `dry_run` prints what would run and why. Stops at a failure."""
     import dagster as dg
 
-    from rr_assets.definitions import PHASES, REPORT_JOB, VARIANT_JOB, build_definitions
-    from rr_assets.partitions import collection_partitions, prompt_variant_partitions, variant_key
+    from rr_assets.definitions import build_definitions
+    from rr_assets.partitions import collection_partitions, prompt_variant_partitions
+    from rr_assets.refresh import Refresher
 
     defs = build_definitions(config)
     names = collections or [c.name for c in config.collections]
@@ -80,33 +80,16 @@ def materialize(
     release_runs_of_dead_processes(instance)
     instance.add_dynamic_partitions(collection_partitions.name, names)
     instance.add_dynamic_partitions(prompt_variant_partitions.name, variant_names)
-    wanted = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph()) if selection else None
-    partition_keys = {
-        VARIANT_JOB: [variant_key(c, v) for c in names for v in variant_names],
-        REPORT_JOB: names,
-    }
-    for phase in PHASES:
-        job = defs.resolve_job_def(phase)
-        keys = set(job.asset_layer.selected_asset_keys)
-        chosen = keys & wanted if wanted is not None else keys
-        if not chosen:
-            continue
-        if phase in partition_keys:
-            partitions = partition_keys[phase]
-        elif job.partitions_def is None:
-            partitions = [None]
-        else:
-            partitions = variant_names if job.partitions_def == prompt_variant_partitions else names
-        for key in partitions:
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, asset_selection=sorted(chosen), raise_on_error=False,
-                tags={RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()},
-            )
-            label = f"{phase}[{key}]" if key is not None else phase
-            print(f"{label}: {'success' if result.success else 'FAILED'} (dagster run {result.run_id})", flush=True)
-            if not result.success:
-                return False
-    return True
+    wanted = set(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())) if selection else None
+    refresher = Refresher(defs, instance, names, variant_names, wanted, say=lambda line: print(line, flush=True))
+    refresher.observe_sources()
+    if dry_run:
+        steps = refresher.plan(force)
+        for step in steps:
+            print(f"{step.label}: {step.reason}", flush=True)
+        print(f"{len(steps)} steps would run" if steps else "everything is up to date", flush=True)
+        return True
+    return refresher.run(force)
 
 
 def _print_reports(config: RRConfig) -> None:
@@ -116,21 +99,48 @@ def _print_reports(config: RRConfig) -> None:
         path = Path(config.home) / "reports" / source.name / "metrics.json"
         if path.exists():
             metrics = json.loads(path.read_text())
-            print(f"\n{source.name} ({metrics['queries']} evaluation queries)")
-            print(format_table(metrics["systems"]))
+            print(f"\n{source.name} ({metrics['queries']} evaluation queries; p and W/T/L against "
+                  f"{metrics.get('first_stage', 'the first stage')} on the same queries)")
+            print(format_table(metrics["systems"], metrics.get("details")))
             print(f"report: {path.parent / 'report.md'}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _activate(args.config)
-    ok = materialize(config, args.select, args.collection, args.variant)
-    _print_reports(config)
+    ok = materialize(config, args.select, args.collection, args.variant, args.force, args.dry_run)
+    if not args.dry_run:
+        _print_reports(config)
     return 0 if ok else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.select, args.collection, args.variant = str(DEMO_CONFIG), None, None, None
+    args.force, args.dry_run = False, False
     return cmd_run(args)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Every config section and key, with its default and meaning."""
+    from rr_assets.config import SECTIONS
+    from rr_assets.core.settings import help_lines
+
+    print("collections.<name>: path (BEIR folder), eval_split, train_split, first_stage_run, first_stage_name")
+    for name, cls in SECTIONS.items():
+        print(f"\n{name}:")
+        for line in help_lines(cls):
+            print(f"  {line}")
+    return 0
+
+
+def resolve_checkpoint(model: str, config: RRConfig) -> Path:
+    """A checkpoint folder, or a registered model (`models:/<name>/<version>` or `models:/<name>@<alias>`)
+    downloaded from the MLflow registry of the config."""
+    if not model.startswith("models:/"):
+        return Path(model)
+    from rr_assets.core.registry import StudentRegistry
+
+    folder, _ = StudentRegistry(config.mlflow_tracking_uri).download(model, config.model_cache)
+    return folder
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
@@ -146,20 +156,24 @@ def cmd_rerank(args: argparse.Namespace) -> int:
                 record = json.loads(line)
                 documents.append((str(record["_id"]), f"{record.get('title', '')} {record['text']}".strip()))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise CollectionError(f"{args.docs} line {line_no}: need a JSON object with '_id' and 'text' ({exc})")
-    reranker = StudentReranker(args.checkpoint)
-    scored = reranker.explain(args.query, documents) if args.explain else reranker.score(args.query, documents)
-    ranked = sorted(scored, key=lambda s: -s.score)
-    out = [{"rank": i, "doc_id": s.doc_id, "score": round(s.score, 6),
-            **({"explanation": s.explanation} if args.explain else {})} for i, s in enumerate(ranked, start=1)]
-    print(json.dumps({"query": args.query, "results": out}, indent=2))
+                raise CollectionError(f"{args.docs} line {line_no}: need a JSON object with '_id' and 'text' ({exc})") from exc
+    reranker = StudentReranker(resolve_checkpoint(args.model, load_config(args.config)))
+    pairs = [(args.query, text) for _, text in documents]
+    if args.mode == "explain":
+        scored = [(doc_id, score, explanation) for (doc_id, _), (explanation, score) in zip(documents, reranker.explain(pairs))]
+    else:
+        scored = [(doc_id, score, None) for (doc_id, _), score in zip(documents, reranker.score(pairs))]
+    ranked = sorted(scored, key=lambda s: -s[1])
+    out = [{"rank": i, "doc_id": doc_id, "score": round(score, 6), **({"explanation": e} if e is not None else {})}
+           for i, (doc_id, score, e) in enumerate(ranked, start=1)]
+    print(json.dumps({"query": args.query, "mode": args.mode, "results": out}, indent=2))
     return 0
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from rr_assets.lineage import checkpoint_lineage, format_lineage
 
-    lineage = checkpoint_lineage(args.checkpoint_dir)
+    lineage = checkpoint_lineage(resolve_checkpoint(args.checkpoint, load_config(args.config)))
     print(json.dumps(lineage, indent=2) if args.json else format_lineage(lineage))
     return 0
 
@@ -174,7 +188,6 @@ def _default_signals() -> None:
 def cmd_ui(args: argparse.Namespace) -> int:
     """Dagster webserver + daemon on 127.0.0.1; Ctrl-C or SIGTERM stops the whole process group."""
     import dagster as dg
-
     import psutil
 
     from rr_assets.core.llama_server import stop_process_group
@@ -210,18 +223,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--collection", action="append", help="only this collection (repeatable)")
     run.add_argument("--variant", action="append",
                      help="prompt variant to run (repeatable; a backfill over several variants)")
+    run.add_argument("--force", action="store_true", help="recompute everything selected, stale or not")
+    run.add_argument("--dry-run", action="store_true", help="print what would run and why, and run nothing")
     run.set_defaults(func=cmd_run)
-    rerank = sub.add_parser("rerank", help="rerank documents for a query with a trained checkpoint")
-    rerank.add_argument("-c", "--config", help="accepted for symmetry with the other commands; the checkpoint card names all it needs")
-    rerank.add_argument("--checkpoint", required=True)
+    rerank = sub.add_parser("rerank", help="rerank documents for a query with a trained student")
+    rerank.add_argument("--model", "--checkpoint", dest="model", required=True,
+                        help="a checkpoint folder, or models:/<name>/<version> or models:/<name>@<alias>")
+    rerank.add_argument("-c", "--config", default=str(DEMO_CONFIG), help="whose MLflow registry a models:/ URI names")
     rerank.add_argument("--query", required=True)
     rerank.add_argument("--docs", required=True, help="JSONL with _id, title, text")
-    rerank.add_argument("--explain", action="store_true", help="write an explanation before each score")
+    rerank.add_argument("--mode", choices=("score", "explain"), default="score",
+                        help="score: one forward pass; explain: write an explanation, then score (InteRank)")
     rerank.set_defaults(func=cmd_rerank)
     lineage = sub.add_parser("lineage", help="audit what a checkpoint was built from")
-    lineage.add_argument("checkpoint_dir")
+    lineage.add_argument("checkpoint", help="a checkpoint folder, or models:/<name>/<version> or models:/<name>@<alias>")
+    lineage.add_argument("-c", "--config", default=str(DEMO_CONFIG), help="whose MLflow registry a models:/ URI names")
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
     lineage.set_defaults(func=cmd_lineage)
+    settings = sub.add_parser("settings", help="every config key, its default and what it does")
+    settings.set_defaults(func=cmd_settings)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1")
     ui.add_argument("-c", "--config", default=str(DEMO_CONFIG))
     ui.add_argument("-p", "--port", type=int, default=3000)

@@ -1,4 +1,4 @@
-"""The one configuration file of a run (YAML), parsed into typed dataclasses."""
+"""The one configuration file of a run (YAML), parsed into the stage settings of core/settings.py."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
+
+from rr_assets.core.collections import CollectionSource
+from rr_assets.core.settings import (
+    ExplainSettings,
+    RetrievalSettings,
+    RLSettings,
+    SplitSettings,
+    StudentSettings,
+    TeacherSettings,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES_DIR = PROJECT_ROOT / "resources"
@@ -18,69 +28,18 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class CollectionSource:
-    name: str
-    path: str
-    qrels_split: str = "test"
-
-
-@dataclass(frozen=True)
-class RetrievalConfig:
-    k1: float = 0.9
-    b: float = 0.4
-    depth: int = 100
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    base_url: str = ""
-    model: str = "gemma-3-270m"
-    api_key_env: str = "RR_TEACHER_API_KEY"
-    prompt_variants: tuple[str, ...] = ()
-    depth: int = 10
-    max_queries: int = 0
-    concurrency: int = 4
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    seed: int = 0
-    min_agreement: float = 0.3
-    max_swap_inconsistency: float = 0.5
-    prices: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    base_model: str = "embedded"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    steps: int = 6
-    learning_rate: float = 3e-4
-    group_size: int = 4
-    max_doc_words: int = 90
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 1.0
-    seed: int = 0
-    rerank_depth: int = 10
-    batch_size: int = 8
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    eval_percent: int = 40
-
-
-@dataclass(frozen=True)
 class RRConfig:
     home: str
     collections: tuple[CollectionSource, ...]
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    student: StudentConfig = field(default_factory=StudentConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    splits: SplitSettings = field(default_factory=SplitSettings)
+    teacher: TeacherSettings = field(default_factory=TeacherSettings)
+    student: StudentSettings = field(default_factory=StudentSettings)
+    rl: RLSettings = field(default_factory=RLSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
     mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     prompts_dir: str = str(RESOURCES_DIR / "prompts")
+    model_cache: str = str(Path.home() / ".cache" / "rr" / "models")
     source_file: str = ""
 
     def collection(self, name: str) -> CollectionSource:
@@ -90,8 +49,15 @@ class RRConfig:
         raise ConfigError(f"{self.source_file}: no collection named {name!r}")
 
 
+SECTIONS = {"retrieval": RetrievalSettings, "splits": SplitSettings, "teacher": TeacherSettings,
+            "student": StudentSettings, "rl": RLSettings, "explain": ExplainSettings}
+_TOP_LEVEL = {"home", "collections", "mlflow_tracking_uri", "prompts_dir", *SECTIONS}
+
+
 def _section(cls, raw: dict | None, where: str):
     raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings")
     known = {f.name for f in fields(cls)}
     unknown = set(raw) - known
     if unknown:
@@ -100,34 +66,44 @@ def _section(cls, raw: dict | None, where: str):
     return cls(**values)
 
 
+def _resolved(path: Path, value: str) -> str:
+    return str((path.parent / value).resolve()) if value else ""
+
+
+def _collection(path: Path, name: str, spec) -> CollectionSource:
+    where = f"{path}: collections.{name}"
+    if not isinstance(spec, dict) or "path" not in spec:
+        raise ConfigError(f"{where} needs a 'path' to a BEIR folder")
+    known = {f.name for f in fields(CollectionSource)} - {"name"}
+    unknown = set(spec) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    source = CollectionSource(name=name, **{**spec, "path": _resolved(path, spec["path"]),
+                                            "first_stage_run": _resolved(path, spec.get("first_stage_run", ""))})
+    if source.train_split and source.train_split == source.eval_split:
+        raise ConfigError(f"{where}: train_split and eval_split must differ")
+    return source
+
+
 def load_config(path: str | os.PathLike) -> RRConfig:
-    """Parse a config file; relative paths in it are relative to the file's folder,
-    except `home` and the MLflow store, which are relative to the working directory."""
+    """Parse a config file; relative paths in it are relative to the file's folder, except `home`
+    and the MLflow store, which are relative to the working directory."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     raw = yaml.safe_load(path.read_text()) or {}
+    unknown = set(raw) - _TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; known: {sorted(_TOP_LEVEL)}")
     if not isinstance(raw.get("collections"), dict) or not raw["collections"]:
         raise ConfigError(f"{path}: 'collections' must map collection names to sources")
-    collections = []
-    for name, spec in raw["collections"].items():
-        if not isinstance(spec, dict) or "path" not in spec:
-            raise ConfigError(f"{path}: collections.{name} needs a 'path' to a BEIR folder")
-        source_path = Path(spec["path"])
-        if not source_path.is_absolute():
-            source_path = (path.parent / source_path).resolve()
-        collections.append(CollectionSource(name, str(source_path), spec.get("qrels_split", "test")))
     home = os.environ.get("RR_HOME") or raw.get("home") or ".rr"
     return RRConfig(
         home=str(Path(home).resolve()),
-        collections=tuple(collections),
-        retrieval=_section(RetrievalConfig, raw.get("retrieval"), f"{path}: retrieval"),
-        teacher=_section(TeacherConfig, raw.get("teacher"), f"{path}: teacher"),
-        student=_section(StudentConfig, raw.get("student"), f"{path}: student"),
-        split=_section(SplitConfig, raw.get("split"), f"{path}: split"),
-        mlflow_tracking_uri=os.environ.get(
-            "MLFLOW_TRACKING_URI", raw.get("mlflow_tracking_uri", "sqlite:///mlruns/mlflow.db")
-        ),
+        collections=tuple(_collection(path, name, spec) for name, spec in raw["collections"].items()),
+        **{name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in SECTIONS.items()},
+        mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", raw.get("mlflow_tracking_uri", "sqlite:///mlruns/mlflow.db")),
         prompts_dir=str((path.parent / raw.get("prompts_dir", RESOURCES_DIR / "prompts")).resolve()),
+        model_cache=os.environ.get("RR_MODEL_CACHE") or str(Path.home() / ".cache" / "rr" / "models"),
         source_file=str(path.resolve()),
     )

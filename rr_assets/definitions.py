@@ -1,20 +1,24 @@
 """`defs`: the asset graph, checks, jobs and resources, configured from one config file.
 
-The config file is RR_CONFIG (default: resources/configs/demo.yaml)."""
+The config file is RR_CONFIG (default: resources/configs/demo.yaml). Every asset's code version
+joins a manual version of its code with a hash of the settings it reads, so a change to those
+settings in the config file makes that asset (and what follows it) stale, and nothing else."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import asdict
-from pathlib import Path
 
 import dagster as dg
 
 from rr_assets.assets import benchmark, candidates, corpus, index, prompts, student, teacher
-from rr_assets.assets.training_tables import build_training_table_assets
+from rr_assets.assets.training_tables import build_sql_model_assets
 from rr_assets.automation import (
     COLLECTION_JOB,
-    PROMPTS_JOB,
+    OBSERVE_COLLECTIONS_JOB,
+    OBSERVE_PROMPTS_JOB,
     REFRESH_WHEN_INPUTS_CHANGE,
     automation_sensor,
     build_collection_sensor,
@@ -24,88 +28,111 @@ from rr_assets.automation import (
 from rr_assets.checks import all_checks
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
 from rr_assets.partitions import collection_partitions, collection_variant_partitions
-from rr_assets.resources import (
-    BM25Settings,
-    CollectionSources,
-    RRHome,
-    SqlModelSettings,
-    StudentSettings,
-    TeacherResource,
-    Tracker,
-)
+from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
 
 SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
+BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_base_model", "rr_teacher_and_student", "rr_report"
+# The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
+PHASES = (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB)
 
 
-def model_cache_dir(config: RRConfig) -> str:
-    """Converted model folders are shared by every home (RR_MODEL_CACHE, default ~/.cache/rr)."""
-    return os.environ.get("RR_MODEL_CACHE") or str(Path.home() / ".cache" / "rr" / "models")
-
-
-def build_resources(config: RRConfig) -> dict[str, dg.ConfigurableResource]:
-    cache = model_cache_dir(config)
-    t = config.teacher
+def build_resources(config: RRConfig) -> dict[str, object]:
     return {
-        "home": RRHome(path=config.home, model_cache=cache),
-        "sources": CollectionSources(
-            folders={c.name: c.path for c in config.collections},
-            qrels_splits={c.name: c.qrels_split for c in config.collections},
-        ),
-        "bm25": BM25Settings(k1=config.retrieval.k1, b=config.retrieval.b, depth=config.retrieval.depth),
-        "teacher": TeacherResource(
-            base_url=t.base_url, model=t.model, api_key_env=t.api_key_env, prompts_dir=config.prompts_dir,
-            prompt_variants=list(t.prompt_variants), depth=t.depth, max_queries=t.max_queries, concurrency=t.concurrency,
-            timeout_s=t.timeout_s, max_retries=t.max_retries, seed=t.seed, min_agreement=t.min_agreement,
-            max_swap_inconsistency=t.max_swap_inconsistency,
-            price_per_1k_prompt_tokens=t.prices.get(t.model, {}).get("prompt", 0.0),
-            price_per_1k_completion_tokens=t.prices.get(t.model, {}).get("completion", 0.0), model_cache=cache,
-        ),
-        "student": StudentSettings(
-            model_cache=cache, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config.student).items()}
-        ),
-        "sql_models": SqlModelSettings(folder=str(SQL_MODELS_DIR), eval_percent=config.split.eval_percent),
+        "home": RRHome(path=config.home),
+        "collections": Collections(config.collections),
+        "retrieval": config.retrieval,
+        "splits": config.splits,
+        "teacher": TeacherService(config.teacher, config.prompts_dir, config.model_cache),
+        "student": config.student,
+        "base": StudentBase(config.student, config.model_cache),
+        "rl": config.rl,
+        "explain": config.explain,
         "tracker": Tracker(tracking_uri=config.mlflow_tracking_uri),
     }
 
 
-# The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
-BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_base_model", "rr_teacher_and_student", "rr_report"
-PHASES = (COLLECTION_JOB, PROMPTS_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB)
+# Settings that change how a teacher runs but not what it answers.
+_TEACHER_OPERATIONS = ("api_key_env", "concurrency", "timeout_s", "max_retries", "breaker_failures", "prices",
+                       "min_agreement", "max_swap_inconsistency", "prompt_variants")
+# Settings of the student that change nothing it learns or scores.
+_STUDENT_OPERATIONS = ("score_batch_size",)
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def code_versions(config: RRConfig) -> dict[str, str]:
+    """Asset name → code version: the manual version of its code and a hash of the settings it reads."""
+    teacher = {k: v for k, v in asdict(config.teacher).items() if k not in _TEACHER_OPERATIONS}
+    student = {k: v for k, v in asdict(config.student).items() if k not in _STUDENT_OPERATIONS}
+    sources = [asdict(s) for s in config.collections]
+    versions = {
+        "corpus": _digest(1, sources), "queries": _digest(1, sources), "qrels": _digest(1, sources),
+        "bm25_index": _digest(1),
+        "first_stage_candidates": _digest(1, asdict(config.retrieval)),
+        "splits": _digest(1, sources, asdict(config.splits)),
+        "train_pointwise": _digest(1, config.student.hard_negative_depth),
+        **{name: _digest(1, teacher) for name in ("teacher_judgments", "teacher_comparisons", "teacher_rankings",
+                                                  "teacher_injection_probe")},
+        "student_base_model": _digest(1, config.student.base_model),
+        "student_checkpoint": _digest(1, student),
+        "student_rl_checkpoint": _digest(1, student, asdict(config.rl)),
+        "student_scores": _digest(1, config.student.rerank_depth, config.student.precision, asdict(config.explain)),
+        "champion_candidate": _digest(1), "champion": _digest(1),
+        "benchmark_report": _digest(1),
+    }
+    return versions
+
+
+def _versioned(assets_def: dg.AssetsDefinition, versions: dict[str, str]) -> dg.AssetsDefinition:
+    """Set each spec's code version (SQL models keep their own, joined with the settings hash)."""
+    def with_version(spec: dg.AssetSpec) -> dg.AssetSpec:
+        name = spec.key.to_user_string()
+        if name in versions:
+            version = versions[name] if spec.code_version is None else f"{spec.code_version}-{versions[name]}"
+            return spec.replace_attributes(code_version=version)
+        return spec
+    return assets_def.map_asset_specs(with_version)
 
 
 def build_definitions(config: RRConfig) -> dg.Definitions:
-    sql_assets = build_training_table_assets(SQL_MODELS_DIR)
+    sql_assets = build_sql_model_assets(SQL_MODELS_DIR)
     refreshed = [
-        index.bm25_index, candidates.bm25_candidates, teacher.teacher_judgments, teacher.teacher_comparisons,
+        index.bm25_index, candidates.first_stage_candidates, teacher.teacher_judgments, teacher.teacher_comparisons,
         teacher.teacher_rankings, teacher.teacher_injection_probe, *sql_assets, student.student_checkpoint,
-        student.student_scores, benchmark.benchmark_report,
+        student.student_rl_checkpoint, student.student_scores, student.champion_candidate, student.champion,
+        benchmark.benchmark_report,
     ]
+    versions = code_versions(config)
     assets = [
-        corpus.collection_tables, prompts.prompt_templates, student.student_base_model,
-        *[a.with_attributes(automation_condition=REFRESH_WHEN_INPUTS_CHANGE) for a in refreshed],
+        _versioned(a, versions) for a in [
+            corpus.collection_tables, student.student_base_model,
+            *[a.with_attributes(automation_condition=REFRESH_WHEN_INPUTS_CHANGE) for a in refreshed]]
     ]
+    sources = [corpus.collection_files, prompts.prompt_templates]
 
     def keys_partitioned_by(partitions_def) -> list[dg.AssetKey]:
         return [key for a in assets if a.partitions_def == partitions_def for key in a.keys]
 
     report = [benchmark.benchmark_report.key]
-    names = [c.name for c in config.collections]
     jobs = [
+        dg.define_asset_job(OBSERVE_COLLECTIONS_JOB, selection=dg.AssetSelection.assets(corpus.collection_files.key)),
+        dg.define_asset_job(OBSERVE_PROMPTS_JOB, selection=dg.AssetSelection.assets(prompts.prompt_templates.key)),
         dg.define_asset_job(COLLECTION_JOB, selection=dg.AssetSelection.assets(
             *[k for k in keys_partitioned_by(collection_partitions) if k not in report])),
-        dg.define_asset_job(PROMPTS_JOB, selection=dg.AssetSelection.assets(prompts.prompt_templates)),
         dg.define_asset_job(BASE_MODEL_JOB, selection=dg.AssetSelection.assets(student.student_base_model)),
         dg.define_asset_job(VARIANT_JOB, selection=dg.AssetSelection.assets(
             *keys_partitioned_by(collection_variant_partitions))),
         dg.define_asset_job(REPORT_JOB, selection=dg.AssetSelection.assets(*report)),
     ]
     return dg.Definitions(
-        assets=assets,
+        assets=[*sources, *assets],
         asset_checks=all_checks,
         jobs=jobs,
-        schedules=[build_weekly_refresh(names)],
-        sensors=[build_prompt_variant_sensor(config.prompts_dir),
-                 build_collection_sensor({c.name: c.path for c in config.collections}), automation_sensor],
+        schedules=[build_weekly_refresh([c.name for c in config.collections])],
+        sensors=[build_prompt_variant_sensor(config.prompts_dir), build_collection_sensor(config.collections),
+                 automation_sensor],
         resources=build_resources(config),
     )
 

@@ -12,8 +12,9 @@ import dagster as dg
 _INPUT_POINTER = "dagster/input_event_pointer/"
 # Metadata worth showing in an audit, per step.
 _AUDIT_KEYS = ("rows", "prompt_variant", "prompt_hash", "teacher_model", "teacher_endpoint", "teacher_params",
-               "k1", "b", "depth", "corpus_hash", "table_hash", "sql_file", "path", "base_model", "train_examples",
-               "steps", "final_loss", "new_teacher_calls", "cache_hits", "mlflow_run_id")
+               "first_stage", "k1", "b", "depth", "run_file", "run_sha256", "corpus_hash", "table_hash", "sql_file",
+               "path", "base_model", "train_examples", "optimizer_steps", "best_dev_nDCG@10", "steps", "new_teacher_calls",
+               "cache_hits", "registered_version", "mlflow_run_id")
 
 
 class LineageError(LookupError):
@@ -29,7 +30,7 @@ class Step:
     data_version: str | None
     code_version: str | None
     details: dict
-    inputs: list["Step"] = field(default_factory=list)
+    inputs: list[Step] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"asset": self.asset, "partition": self.partition, "dagster_run_id": self.dagster_run_id,
@@ -38,16 +39,17 @@ class Step:
 
 
 def _record(instance: dg.DagsterInstance, asset: str, storage_id: int):
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=[storage_id]), limit=1
-    ).records
+    """The materialisation (or, for observed files, the observation) an input pointer names."""
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=[storage_id])
+    records = (instance.fetch_materializations(records_filter, limit=1).records
+               or instance.fetch_observations(records_filter, limit=1).records)
     return records[0] if records else None
 
 
 def _step(instance: dg.DagsterInstance, asset: str, record, seen: dict[int, Step]) -> Step:
     if record.storage_id in seen:
         return seen[record.storage_id]
-    materialization = record.asset_materialization
+    materialization = record.asset_materialization or record.asset_observation
     tags = materialization.tags or {}
     details = {k: v.value for k, v in materialization.metadata.items() if k in _AUDIT_KEYS}
     step = Step(asset, materialization.partition, record.run_id, record.storage_id,
@@ -70,14 +72,15 @@ def checkpoint_lineage(checkpoint_dir: str | Path) -> dict:
     card = json.loads(card_path.read_text())
     instance = dg.DagsterInstance.from_config(card["dagster_home"])
     partition = dg.MultiPartitionKey({"collection": card["collection"], "prompt_variant": card["prompt_variant"]})
+    asset = "student_rl_checkpoint" if card.get("stage") == "rl" else "student_checkpoint"
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("student_checkpoint"), asset_partitions=[partition]), limit=100
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=100
     ).records
     record = next((r for r in records if r.run_id == card["dagster_run_id"]), None)
     if record is None:
-        raise LineageError(f"{card['dagster_home']}: no materialisation of student_checkpoint[{partition}] "
+        raise LineageError(f"{card['dagster_home']}: no materialisation of {asset}[{partition}] "
                            f"in Dagster run {card['dagster_run_id']}")
-    chain = _step(instance, "student_checkpoint", record, {})
+    chain = _step(instance, asset, record, {})
     return {"checkpoint": str(Path(checkpoint_dir).resolve()),
             "card": {k: card[k] for k in ("base_model", "prompt_variant", "prompt_hash", "teacher_model",
                                            "data_versions", "dagster_run_id", "mlflow_run_id")},

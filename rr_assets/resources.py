@@ -1,30 +1,35 @@
-"""Dagster resources: configured once (from the config file), never constructed inside assets."""
+"""Dagster resources: configured once from the config file, never constructed inside assets.
+
+Stage settings are the dataclasses of core/settings.py, given to assets as they are
+(`dg.ResourceParam[StudentSettings]`); the resources here add behaviour: where runs write, the
+collections, the teacher endpoint and MLflow."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 import dagster as dg
 
-from rr_assets.core.collections import Collection, load_beir
+from rr_assets.core.collections import Collection, CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.models import EMBEDDED, embedded_gguf, gguf_to_hf_folder
 from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
-from rr_assets.core.teacher import TeacherEndpoint, TeacherUsage
+from rr_assets.core.registry import StudentRegistry
+from rr_assets.core.settings import StudentSettings, TeacherSettings
+from rr_assets.core.teacher import Progress, RequestCache, Teacher, TeacherEndpoint, TeacherUsage
 from rr_assets.core.tracking import TrackedRun, mlflow_run
-from rr_assets.core.training import TrainSettings
 from rr_assets.core.warehouse import Warehouse
 
 
 class RRHome(dg.ConfigurableResource):
-    """Where runs write (RR_HOME): warehouse, indexes, TREC runs, checkpoints, reports."""
+    """Where runs write (RR_HOME): warehouse, indexes, TREC runs, checkpoints, reports, logs."""
 
     path: str
-    model_cache: str
 
     def dir(self, *parts: str) -> Path:
         folder = Path(self.path, *parts)
@@ -35,118 +40,77 @@ class RRHome(dg.ConfigurableResource):
         return Warehouse(Path(self.path) / "warehouse.duckdb")
 
 
-class CollectionSources(dg.ConfigurableResource):
-    """Collection name → BEIR folder, and the qrels split to evaluate with."""
+class Collections:
+    """The configured collections by name."""
 
-    folders: dict[str, str]
-    qrels_splits: dict[str, str]
+    def __init__(self, sources: tuple[CollectionSource, ...]):
+        self.sources = {s.name: s for s in sources}
+
+    def source(self, name: str) -> CollectionSource:
+        return self.sources[name]
 
     def load(self, name: str) -> Collection:
-        return load_beir(name, self.folders[name], self.qrels_splits.get(name, "test"))
+        return load_collection(self.sources[name])
 
 
-class BM25Settings(dg.ConfigurableResource):
-    k1: float = 0.9
-    b: float = 0.4
-    depth: int = 100
+class TeacherService:
+    """The teacher settings, the prompt variants and the endpoint (the embedded llama.cpp server is
+    started for the length of a block and supervised)."""
 
-
-class TeacherResource(dg.ConfigurableResource):
-    """Any OpenAI-compatible endpoint; with no base_url, the embedded llama.cpp server."""
-
-    base_url: str = ""
-    model: str = "gemma-3-270m"
-    api_key_env: str = "RR_TEACHER_API_KEY"
-    prompts_dir: str
-    prompt_variants: list[str] = []
-    depth: int = 10
-    max_queries: int = 0
-    concurrency: int = 4
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    seed: int = 0
-    min_agreement: float = 0.3
-    max_swap_inconsistency: float = 0.5
-    price_per_1k_prompt_tokens: float = 0.0
-    price_per_1k_completion_tokens: float = 0.0
-    model_cache: str
+    def __init__(self, settings: TeacherSettings, prompts_dir: str, model_cache: str):
+        self.settings, self.prompts_dir, self.model_cache = settings, prompts_dir, model_cache
 
     def endpoint_label(self) -> str:
-        """Where the teacher runs, for records: "embedded" or the server's host (never a path or query,
-        which could carry credentials)."""
-        return urlparse(self.base_url).netloc.rsplit("@", 1)[-1] if self.base_url else "embedded"
+        """Where the teacher runs, for records: "embedded" or the server's host (never a path or
+        query, which could carry credentials)."""
+        return urlparse(self.settings.base_url).netloc.rsplit("@", 1)[-1] if self.settings.base_url else "embedded"
 
     def variant(self, name: str) -> PromptVariant:
         return load_variant(self.prompts_dir, name)
 
     def variant_names(self) -> list[str]:
         """The configured variants, or every variant folder ("default" first); the first is primary."""
-        if self.prompt_variants:
-            return list(self.prompt_variants)
+        if self.settings.prompt_variants:
+            return list(self.settings.prompt_variants)
         return sorted(list_variants(self.prompts_dir), key=lambda name: name != "default")
 
     def cost(self, usage: TeacherUsage) -> float:
         """Estimated cost of the new calls of a run, from the configured prices of the model."""
-        return (usage.prompt_tokens * self.price_per_1k_prompt_tokens
-                + usage.completion_tokens * self.price_per_1k_completion_tokens) / 1000
+        return (usage.prompt_tokens * self.settings.price("prompt")
+                + usage.completion_tokens * self.settings.price("completion")) / 1000
 
     @contextmanager
-    def endpoint(self, log_dir: Path) -> Iterator[TeacherEndpoint]:
-        """The endpoint to call; starts (and afterwards stops) the embedded server when needed."""
-        settings = dict(
-            model=self.model, api_key=os.environ.get(self.api_key_env, ""), concurrency=self.concurrency,
-            timeout_s=self.timeout_s, max_retries=self.max_retries, seed=self.seed,
-        )
-        if self.base_url:
-            yield TeacherEndpoint(base_url=self.base_url, **settings)
+    def open(self, variant: PromptVariant, cache: RequestCache, log_dir: Path,
+             progress=None) -> Iterator[Teacher]:
+        """A Teacher for the block; starts (and afterwards stops) the embedded server when needed."""
+        s = self.settings
+        settings = dict(model=s.model, api_key=os.environ.get(s.api_key_env, ""), concurrency=s.concurrency,
+                        timeout_s=s.timeout_s, max_retries=s.max_retries, seed=s.seed,
+                        breaker_failures=s.breaker_failures)
+        if s.base_url:
+            yield Teacher(TeacherEndpoint(base_url=s.base_url, label=self.endpoint_label(), **settings), variant, cache,
+                          progress)
             return
-        gguf = embedded_gguf(self.model_cache)
-        with llama_cpp_server(gguf, self.model, log_dir / "llama_server.log") as base_url:
-            yield TeacherEndpoint(base_url=base_url, **settings)
+        with llama_cpp_server(embedded_gguf(self.model_cache), s.model, log_dir / "llama_server.log") as server:
+            endpoint = TeacherEndpoint(base_url=server.base_url, label=f"the embedded llama.cpp server ({server.base_url})",
+                                       server_failure=server.failure, **settings)
+            yield Teacher(endpoint, variant, cache, progress)
 
 
-class StudentSettings(dg.ConfigurableResource):
-    base_model: str = EMBEDDED
-    model_cache: str
-    lora_r: int = 8
-    lora_alpha: int = 16
-    target_modules: list[str] = ["q_proj", "v_proj"]
-    steps: int = 6
-    learning_rate: float = 3e-4
-    group_size: int = 4
-    max_doc_words: int = 90
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 1.0
-    seed: int = 0
-    rerank_depth: int = 10
-    batch_size: int = 8
+class StudentBase:
+    """The base model folder of the student (the embedded GGUF is converted once)."""
 
-    def train_settings(self, labels: tuple[int, ...]) -> TrainSettings:
-        return TrainSettings(
-            steps=self.steps, learning_rate=self.learning_rate, group_size=self.group_size,
-            max_doc_words=self.max_doc_words, alpha=self.alpha, beta=self.beta, gamma=self.gamma,
-            lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(self.target_modules),
-            labels=labels, seed=self.seed,
-        )
+    def __init__(self, settings: StudentSettings, model_cache: str):
+        self.settings, self.model_cache = settings, model_cache
 
-    def prepare_base_model(self) -> Path:
-        """A local transformers folder for the base model (the embedded GGUF is converted once)."""
-        if self.base_model != EMBEDDED:
-            return Path(self.base_model)
-        gguf = embedded_gguf(self.model_cache)
-        return gguf_to_hf_folder(gguf, Path(self.model_cache) / "gemma-3-270m-hf")
-
-
-class SqlModelSettings(dg.ConfigurableResource):
-    """The dbt-like SQL folder and the values its models may use as parameters."""
-
-    folder: str
-    eval_percent: int = 40
+    def prepare(self) -> Path:
+        if self.settings.base_model != EMBEDDED:
+            return Path(self.settings.base_model)
+        return gguf_to_hf_folder(embedded_gguf(self.model_cache), Path(self.model_cache) / "gemma-3-270m-hf")
 
 
 class Tracker(dg.ConfigurableResource):
-    """MLflow tracking; every run is tagged with the Dagster run, asset and partition."""
+    """MLflow tracking and model registry; every run is tagged with the Dagster run, asset and partition."""
 
     tracking_uri: str
     experiment: str = "rr"
@@ -159,3 +123,23 @@ class Tracker(dg.ConfigurableResource):
         with mlflow_run(self.tracking_uri, self.experiment, f"{asset}/{partition}", tags) as tracked:
             tracked.params(params)
             yield tracked
+
+    def registry(self) -> StudentRegistry:
+        return StudentRegistry(self.tracking_uri)
+
+
+def progress_logger(context, what: str, every_s: float = 15.0):
+    """Progress of teacher requests for the Dagster log: each tenth of the answers, and at least
+    every `every_s` seconds even when nothing arrives (with retries and the last error)."""
+    state = {"last": 0.0, "step": -1}
+
+    def report(p: Progress) -> None:
+        step = p.answered * 10 // max(1, p.total)
+        now = time.monotonic()
+        if step != state["step"] or p.answered == p.total or now - state["last"] >= every_s:
+            state["step"], state["last"] = step, now
+            tail = f", {p.retries} retries, last error: {p.last_error}" if p.retries or p.last_error else ""
+            context.log.info(f"{what}: {p.answered}/{p.total} new teacher requests answered{tail}")
+
+    return report
+

@@ -39,8 +39,24 @@ def teacher_url(gguf_path: Path, tmp_path_factory) -> str:
     from rr_assets.core.llama_server import llama_cpp_server
 
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    with llama_cpp_server(gguf_path, "gemma-3-270m", log) as url:
-        yield url
+    with llama_cpp_server(gguf_path, "gemma-3-270m", log) as server:
+        yield server.base_url
+
+
+def demo_collection():
+    from rr_assets.core.collections import CollectionSource, load_collection
+
+    return load_collection(CollectionSource("demo", str(DEMO_DIR)))
+
+
+def demo_pairs(n: int):
+    """The first `n` judged (query, document) pairs of the demo collection, for the teacher."""
+    from rr_assets.core.teacher import JudgePair
+
+    collection = demo_collection()
+    queries = {q.query_id: q.text for q in collection.queries}
+    docs = {d.doc_id: d.text for d in collection.documents}
+    return [JudgePair(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id]) for r in collection.qrels[:n]]
 
 
 def write_config(path: Path, home: Path, mlruns: Path, **sections) -> Path:
@@ -50,8 +66,11 @@ def write_config(path: Path, home: Path, mlruns: Path, **sections) -> Path:
     config = {
         "home": str(home),
         "collections": {"demo": {"path": str(DEMO_DIR)}},
-        "teacher": {"depth": 5, "max_queries": 10, "concurrency": 2},
-        "student": {"steps": 2, "group_size": 4, "max_doc_words": 50, "rerank_depth": 5},
+        "teacher": {"judge_depth": 4, "train_queries": 6, "eval_queries": 4, "reasoning_queries": 3, "concurrency": 2},
+        "student": {"epochs": 1, "group_size": 4, "batch_groups": 2, "gradient_accumulation": 1,
+                    "student_doc_words": 40, "eval_every": 2, "dev_queries": 4, "rerank_depth": 5},
+        "rl": {"pairs": 2, "samples_per_pair": 2, "pairs_per_step": 1, "steps": 1, "max_new_tokens": 8},
+        "explain": {"queries": 2, "max_new_tokens": 8},
         "mlflow_tracking_uri": f"sqlite:///{mlruns}/mlflow.db",
     }
     for key, value in sections.items():
@@ -71,7 +90,7 @@ def pipeline(tmp_path_factory, hf_base_model):
 
     root = tmp_path_factory.mktemp("e2e")
     prompts = root / "prompts"
-    shutil.copytree(PROJECT_ROOT / "resources" / "prompts" / "default", prompts / "default")
+    shutil.copytree(PROJECT_ROOT / "resources" / "prompts" / "grounded", prompts / "grounded")
     config = load_config(write_config(root / "config.yaml", root / "home", root / "mlruns", prompts_dir=str(prompts)))
     (root / "dagster").mkdir()
     saved = os.environ.get("DAGSTER_HOME")

@@ -1,17 +1,29 @@
-"""Stage 7: metrics of every system on the held-out queries, report.md and a plot."""
+"""Stage 7: every system on the evaluation queries, against the first stage with significance;
+published figures, cost per stage, training curves; metrics.json, report.md, a plot and MLflow."""
 
 import json
+import time
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+import yaml
 
-from rr_assets.core.metrics import evaluate, reranked
-from rr_assets.core.reports import Sample, write_report
-from rr_assets.core.warehouse import named_sql
-from rr_assets.partitions import collection_partitions
-from rr_assets.resources import BM25Settings, RRHome, TeacherResource, Tracker
+from rr_assets.config import RESOURCES_DIR
+from rr_assets.core.prompts import list_variants
+from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
+from rr_assets.core.settings import StudentSettings
+from rr_assets.core.systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
+from rr_assets.partitions import collection_partitions, variant_key
+from rr_assets.resources import Collections, RRHome, TeacherService, Tracker
+
+PUBLISHED_FIGURES = RESOURCES_DIR / "published_figures.yaml"
+COSTED_ASSETS = ("corpus", "bm25_index", "first_stage_candidates", "splits", "teacher_judgments", "teacher_comparisons",
+                 "teacher_rankings", "teacher_injection_probe", "train_pointwise", "student_checkpoint",
+                 "student_rl_checkpoint", "student_scores")
 
 
-def _nested(frame, value: str, cast=float) -> dict:
+def _nested(frame: pd.DataFrame, value: str, cast=float) -> dict:
     """{query_id: {doc_id: value}} from a frame with query_id and doc_id columns."""
     result: dict = {}
     for row in frame.itertuples():
@@ -19,75 +31,150 @@ def _nested(frame, value: str, cast=float) -> dict:
     return result
 
 
-def _system_name(kind: str, variant: str, primary: str) -> str:
+def _named(kind: str, variant: str, primary: str) -> str:
     return kind if variant == primary else f"{kind}:{variant}"
 
 
-@dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "teacher_injection_probe", "bm25_candidates",
-                "qrels", "splits"],
+def _card(home: RRHome, name: str) -> dict:
+    path = Path(home.path) / "checkpoints" / name / "card.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def variant_systems(home: RRHome, collection: str, variant: str, primary: str, frames: dict, depth: int) -> list[System]:
+    """The systems one prompt variant contributes: the teacher's direct labels and listwise order (on
+    the queries it judged), and the student in both modes, before and after RL, and fused."""
+    name = lambda kind: _named(kind, variant, primary)  # noqa: E731
+    systems: list[System] = []
+    judged = frames["judgments"][frames["judgments"]["prompt_variant"] == variant]
+    if len(judged):
+        labels = _nested(judged, "label")
+        systems.append(ScoredReranker(name("teacher"), frozenset(labels), note="direct labels; only the queries it judged",
+                                      scores=labels))
+    orders = {r.query_id: json.loads(r.final_doc_ids)
+              for r in frames["rankings"][frames["rankings"]["prompt_variant"] == variant].itertuples()}
+    if orders:
+        systems.append(OrderedReranker(name("teacher_listwise"), frozenset(orders), note="sliding windows",
+                                       orders=orders))
+    scores = frames["students"][frames["students"]["prompt_variant"] == variant]
+    speed = {(r.stage, r.mode): r.pairs_per_s for r in frames["speed"][frames["speed"]["prompt_variant"] == variant].itertuples()}
+    card = _card(home, f"{collection}-{variant}")
+    for stage, kind in (("sft", "student"), ("rl", "student_rl")):
+        score_mode = scores[(scores["stage"] == stage) & (scores["mode"] == "score")]
+        if score_mode.empty:
+            continue
+        systems.append(ScoredReranker(name(kind), None, depth, speed.get((stage, "score")), "score mode",
+                                      scores=_nested(score_mode, "score")))
+        weight = card.get("result", {}).get("fusion_weight")
+        if stage == "sft" and weight is not None:
+            systems.append(FusedReranker(name("student+first_stage"), None, depth, None,
+                                         f"min–max interpolation, weight {weight} chosen on dev",
+                                         scores=_nested(score_mode, "score"), weight=weight))
+        explained = scores[(scores["stage"] == stage) & (scores["mode"] == "explain")]
+        if len(explained):
+            subset = frozenset(explained["query_id"])
+            systems.append(ScoredReranker(name(f"{kind}_explain"), subset, depth, speed.get((stage, "explain")),
+                                          "explain mode (InteRank), fixed subset", scores=_nested(explained, "score")))
+            systems.append(ScoredReranker(name(f"{kind}_score_subset"), subset, depth, speed.get((stage, "score")),
+                                          "score mode on the explain-mode subset",
+                                          scores=_nested(score_mode[score_mode["query_id"].isin(subset)], "score")))
+    return systems
+
+
+def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[str]) -> list[StageCost]:
+    """Wall time, teacher tokens and estimated cost of the latest materialisation of each stage."""
+    costs = []
+    for asset in COSTED_ASSETS:
+        partitions = [collection] if asset in ("corpus", "bm25_index", "first_stage_candidates", "splits") else [
+            variant_key(collection, v) for v in variants]
+        for partition in partitions:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+            if not records:
+                continue
+            meta = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+            label = asset if isinstance(partition, str) else f"{asset}[{partition.keys_by_dimension['prompt_variant']}]"
+            costs.append(StageCost(label, meta.get("seconds"), int(meta.get("prompt_tokens", 0)),
+                                   int(meta.get("completion_tokens", 0)), float(meta.get("estimated_cost", 0.0))))
+    return costs
+
+
+@dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "teacher_injection_probe",
+                "first_stage_candidates", "qrels", "splits"],
           partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"})
 def benchmark_report(
-    context: dg.AssetExecutionContext, home: RRHome, bm25: BM25Settings, teacher: TeacherResource, tracker: Tracker
+    context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
+    student: dg.ResourceParam[StudentSettings], collections: dg.ResourceParam[Collections], tracker: Tracker,
 ) -> dg.MaterializeResult:
-    """nDCG@10/5, RR@10 and R@100 of BM25 and, per prompt variant, the teacher's direct labels,
-    its listwise order and the student, each reranking BM25; the first configured variant's
-    systems are named `teacher`, `teacher_listwise` and `student`, others get `:<variant>`."""
+    """nDCG@10/5, RR@10 and R@100 of the first stage and of every prompt variant's teacher and
+    student on the evaluation queries, each with a paired test against the first stage."""
+    started = time.monotonic()
     collection = context.partition_key
     warehouse = home.warehouse()
     params = {"collection": collection}
-    candidates = warehouse.fetch_df(named_sql("eval_candidates"), {**params, "depth": bm25.depth})
-    qrels = _nested(warehouse.fetch_df(named_sql("eval_qrels"), params), "relevance", int)
-    bm25_run = _nested(candidates, "score")
-    eval_queries = set(bm25_run)
-    systems = {"bm25": evaluate(qrels, bm25_run)}
-    variants = teacher.variant_names()
-    primary = variants[0]
-    judgments = warehouse.fetch_df(
-        "SELECT j.prompt_variant, j.query_id, j.doc_id, j.label, j.explanation, q.text AS query "
-        "FROM teacher_judgments j JOIN queries q USING (collection, query_id) "
-        "WHERE j.collection = ? AND j.label IS NOT NULL ORDER BY j.query_id, j.doc_id", [collection])
-    judgments = judgments[judgments["query_id"].isin(eval_queries)]
-    rankings = warehouse.fetch_df(
-        "SELECT DISTINCT prompt_variant, query_id, final_doc_ids FROM teacher_rankings WHERE collection = ?",
-        [collection])
-    student = warehouse.fetch_df(
-        "SELECT checkpoint, query_id, doc_id, score FROM student_scores WHERE collection = ?", [collection])
-    judged_queries = 0
+    candidates = warehouse.query("ranked_candidates", {**params, "split": "eval", "depth": 1_000_000, "queries": -1})
+    qrels = _nested(warehouse.query("split_qrels", {**params, "split": "eval"}), "relevance", int)
+    first_stage = _nested(candidates, "score")
+    first_name = collections.source(collection).first_stage_label
+    configured = teacher.variant_names()
+    present = list(warehouse.query("student_variants", params)["prompt_variant"])
+    variants = [v for v in configured if v in present] + [v for v in present if v not in configured]
+    primary = variants[0] if variants else configured[0]
+    frames = {"judgments": warehouse.query("report_judgments", params),
+              "rankings": warehouse.query("report_rankings", params),
+              "students": warehouse.query("report_student_scores", params),
+              "speed": warehouse.query("report_scoring_runs", params)}
+    systems: list[System] = [FirstStage(first_name, rerank_depth=None, note="first stage")]
     for variant in variants:
-        labels = _nested(judgments[judgments["prompt_variant"] == variant], "label")
-        if labels:
-            systems[_system_name("teacher", variant, primary)] = evaluate(qrels, reranked(bm25_run, labels))
-            judged_queries = max(judged_queries, len(labels))
-        orders = {r.query_id: json.loads(r.final_doc_ids)
-                  for r in rankings[rankings["prompt_variant"] == variant].itertuples() if r.query_id in eval_queries}
-        if orders:
-            listwise = {q: {d: float(len(docs) - i) for i, d in enumerate(docs)} for q, docs in orders.items()}
-            systems[_system_name("teacher_listwise", variant, primary)] = evaluate(qrels, reranked(bm25_run, listwise))
-        scores = student[student["checkpoint"] == f"{collection}-{variant}"]
-        if len(scores):
-            systems[_system_name("student", variant, primary)] = evaluate(qrels, reranked(bm25_run, _nested(scores, "score")))
+        systems += variant_systems(home, collection, variant, primary, frames, student.rerank_depth)
+    results = evaluate_systems(qrels, first_stage, systems)
+    published = (yaml.safe_load(PUBLISHED_FIGURES.read_text()) or {}).get(collection, {}).get("figures", [])
+    curves = {}
+    for variant in variants:
+        card = _card(home, f"{collection}-{variant}")
+        if card.get("result", {}).get("dev_curve"):
+            curves[variant] = {"dev": card["result"]["dev_curve"], "first_stage": card["result"]["first_stage_dev_ndcg"]}
+    probe = warehouse.query("report_injection", params)
+    label_sources = frames["judgments"]
     notes = [
-        f"Rerankers reorder the BM25 top-k; documents below keep BM25 order. The teacher judged "
-        f"{judged_queries} of {len(eval_queries)} evaluation queries (top {teacher.depth} candidates).",
-        f"Prompt variants: {', '.join(variants)} (unsuffixed systems: {primary}); teacher model {teacher.model}.",
+        f"Rerankers reorder the first stage's top {student.rerank_depth} (teachers: the top {teacher.settings.judge_depth}); "
+        "documents below keep first-stage order. Teacher rows cover only the evaluation queries the teacher judged.",
+        f"Prompt variants: {', '.join(variants) or 'none'} (unsuffixed systems: {primary}); teacher model "
+        f"{teacher.settings.model}.",
     ]
-    probe = warehouse.fetch_df(
-        "SELECT prompt_variant, count(*) AS pairs, avg(coalesce(injected_label, clean_label) - clean_label) AS shift, "
-        "avg(CASE WHEN coalesce(injected_label, clean_label) > clean_label THEN 1.0 ELSE 0.0 END) AS raised "
-        "FROM injection_probe WHERE collection = ? GROUP BY prompt_variant ORDER BY prompt_variant", [collection])
+    for variant in variants:
+        if variant in list_variants(teacher.prompts_dir) and teacher.variant(variant).grounded:
+            notes.append(f"{variant}: training labels come from the training qrels (judged documents, and the "
+                         f"unjudged first-stage top {student.hard_negative_depth} as non-relevant hard negatives); "
+                         "the teacher only explains some of them. Evaluation queries' qrels are never shown to anyone.")
+        card = _card(home, f"{collection}-{variant}")
+        if card:
+            r = card["result"]
+            notes.append(f"{variant} student: {card['adapter']}, {r['optimizer_steps']} optimizer steps "
+                         f"({r['epochs']} epochs, stopped: {r['stop_reason']}), best dev nDCG@10 {r['best_dev_ndcg']} "
+                         f"at step {r['best_step']} (first stage on dev: {r['first_stage_dev_ndcg']}), listwise target: "
+                         f"{card['listwise_target']}, precision {r['precision']}.")
     injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
                  f"{r.shift:+.2f}, labels raised in {r.raised:.0%} of pairs" for r in probe.itertuples()]
     samples = [Sample(f"teacher ({r.prompt_variant})", r.query, r.doc_id, str(r.label), r.explanation)
-               for r in judgments.head(5).itertuples()]
+               for r in label_sources.head(3).itertuples()]
+    query_texts = dict(zip(candidates["query_id"], candidates["query"]))
+    explained = frames["students"][frames["students"]["explanation"].notna()].head(3)
+    samples += [Sample(f"student {r.stage} ({r.prompt_variant}, explain mode)", query_texts.get(r.query_id, ""), r.doc_id,
+                       f"{r.score:.2f}", r.explanation) for r in explained.itertuples()]
+    report = Report(collection, first_name, len(qrels), results, published,
+                    stage_costs(context.instance, collection, variants), curves,
+                    {"Notes": notes, "Prompt injection": injection}, samples)
     with tracker.run(context, {"collection": collection, "prompt_variants": ",".join(variants)}) as tracked:
-        paths = write_report(home.dir("reports", collection), collection, systems, len(qrels),
-                             {"Notes": notes, "Prompt injection": injection}, samples)
-        for system, values in systems.items():
-            tracked.metrics({f"{system.replace(':', '.')}.{k}": v for k, v in values.items()})
+        paths = write_report(home.dir("reports", collection), report)
+        for result in results:
+            tracked.metrics({f"{result.name.replace(':', '.').replace('+', '_plus_')}.{k}": v
+                             for k, v in result.metrics.items()})
         for path in paths.values():
             tracked.artifact(path)
+    content = metrics_json(report)
     return dg.MaterializeResult(
-        metadata={"metrics": dg.MetadataValue.json(systems), "queries": len(qrels),
-                  "report": dg.MetadataValue.path(str(paths["report"])), "mlflow_run_id": tracked.run_id,
-                  "nDCG@10": dg.MetadataValue.json({k: round(v["nDCG@10"], 4) for k, v in systems.items()})},
+        metadata={"queries": len(qrels), "report": dg.MetadataValue.path(str(paths["report"])),
+                  "mlflow_run_id": tracked.run_id, "seconds": round(time.monotonic() - started, 1),
+                  "nDCG@10": dg.MetadataValue.json({k: round(v["nDCG@10"], 4) for k, v in content["systems"].items()}),
+                  "details": dg.MetadataValue.json(content["details"])},
     )

@@ -1,4 +1,4 @@
-"""The prompt variant's files, as an asset: its data version is the hash of the folder.
+"""The prompt variants' files, observed: a variant's data version is the hash of its folder.
 
 Dagster's code_version belongs to a whole asset, not to one partition; the variant's hash enters
 the graph here instead, so editing one variant makes only that variant's teacher partitions (and
@@ -6,17 +6,14 @@ what was trained on them) stale."""
 
 import dagster as dg
 
+from rr_assets.core.prompts import list_variants
 from rr_assets.partitions import prompt_variant_partitions
-from rr_assets.resources import TeacherResource
+from rr_assets.resources import TeacherService
 
 
-@dg.asset(partitions_def=prompt_variant_partitions, group_name="teacher", kinds={"jinja"})
-def prompt_templates(context: dg.AssetExecutionContext, teacher: TeacherResource) -> dg.MaterializeResult:
-    """Templates per reasoning kind and meta.yaml of one prompt variant."""
-    variant = teacher.variant(context.partition_key)
-    return dg.MaterializeResult(
-        metadata={"prompt_hash": variant.content_hash, "kinds": dg.MetadataValue.json(sorted(variant.templates)),
-                  "labels": dg.MetadataValue.json(list(variant.labels)), "api": variant.api,
-                  "folder": str(variant.folder)},
-        data_version=dg.DataVersion(variant.content_hash),
-    )
+@dg.observable_source_asset(partitions_def=prompt_variant_partitions, group_name="teacher")
+def prompt_templates(teacher: dg.ResourceParam[TeacherService]) -> dg.DataVersionsByPartition:
+    """Templates per reasoning kind and meta.yaml of each prompt variant folder (checked on load:
+    a broken template fails here, before any teacher call)."""
+    return dg.DataVersionsByPartition({name: dg.DataVersion(teacher.variant(name).content_hash)
+                                       for name in list_variants(teacher.prompts_dir)})

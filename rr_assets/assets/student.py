@@ -1,128 +1,305 @@
-"""Stage 6: the LoRA student: base model folder, checkpoint, and its scores on held-out queries."""
+"""Stage 6: the student: base model folder, distilled checkpoint, RL-refined checkpoint, scores on
+the evaluation queries in both inference modes, and the registry's champion."""
 
 import json
+import shutil
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from rr_assets.core.retrieval import Candidate, write_trec_run
+from rr_assets.core.models import file_sha256
+from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
+from rr_assets.core.rl import GRPORefiner
 from rr_assets.core.scoring import StudentReranker
-from rr_assets.core.student_format import StudentExample
-from rr_assets.core.training import train_lora
-from rr_assets.core.warehouse import named_sql
+from rr_assets.core.settings import ExplainSettings, RLSettings, StudentSettings
+from rr_assets.core.student_model import StudentExample, choose_precision
+from rr_assets.core.training import DevSet, StudentTrainer, dev_ndcg
+from rr_assets.core.warehouse import Warehouse
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions
-from rr_assets.resources import RRHome, StudentSettings, TeacherResource, Tracker
+from rr_assets.resources import RRHome, StudentBase, TeacherService, Tracker
+
+STUDENT_ASSET = dict(partitions_def=collection_variant_partitions, group_name="student", pool="student")
 
 
 @dg.asset(group_name="student", kinds={"transformers"})
-def student_base_model(student: StudentSettings) -> dg.MaterializeResult:
+def student_base_model(base: dg.ResourceParam[StudentBase]) -> dg.MaterializeResult:
     """A local transformers folder of the base model; the embedded GGUF is dequantized once."""
     started = time.monotonic()
-    folder = student.prepare_base_model()
+    folder = base.prepare()
     return dg.MaterializeResult(
-        metadata={"path": str(folder), "base_model": student.base_model, "seconds": round(time.monotonic() - started, 1)},
-        data_version=dg.DataVersion(f"{student.base_model}:{folder}"),
+        metadata={"path": str(folder), "base_model": base.settings.base_model,
+                  "seconds": round(time.monotonic() - started, 1)},
+        data_version=dg.DataVersion(f"{base.settings.base_model}:{folder}"),
     )
 
 
-def checkpoint_name(collection: str, variant: str) -> str:
-    return f"{collection}-{variant}"
+def checkpoint_name(collection: str, variant: str, stage: str = "sft") -> str:
+    return f"{collection}-{variant}" if stage == "sft" else f"{collection}-{variant}-{stage}"
 
 
-@dg.asset(deps=["train_pointwise", "train_pairwise", "train_listwise", student_base_model],
-          partitions_def=collection_variant_partitions, group_name="student", kinds={"peft", "torch"})
+def dev_set(warehouse: Warehouse, collection: str, student: StudentSettings) -> DevSet | None:
+    """The dev slice's top candidates and qrels (None when the collection has no dev queries)."""
+    rows = warehouse.query("ranked_candidates", {"collection": collection, "split": "dev", "depth": student.rerank_depth,
+                                                  "queries": student.dev_queries})
+    if rows.empty:
+        return None
+    qrels: dict[str, dict[str, int]] = {}
+    for r in warehouse.query("split_qrels", {"collection": collection, "split": "dev"}).itertuples():
+        qrels.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
+    candidates = {q: [(r.doc_id, r.document, float(r.score)) for r in g.itertuples()]
+                  for q, g in rows.groupby("query_id", sort=True)}
+    return DevSet(dict(zip(rows["query_id"], rows["query"])), candidates, {q: qrels.get(q, {}) for q in candidates})
+
+
+def weights_hash(folder: Path) -> str:
+    """The content hash of a checkpoint's weights: its data version."""
+    files = sorted(folder.glob("*.safetensors"))
+    return ":".join(file_sha256(f)[:16] for f in files)
+
+
+def throttled(context, every_s: float = 15.0):
+    """A Dagster log line at most every `every_s` seconds (and always when `force`)."""
+    last = {"t": 0.0}
+
+    def log(message: str, force: bool = False) -> None:
+        if force or time.monotonic() - last["t"] >= every_s:
+            last["t"] = time.monotonic()
+            context.log.info(message)
+
+    return log
+
+
+@dg.asset(deps=["train_pointwise", "train_pairwise", "train_listwise", "splits", "first_stage_candidates", "qrels",
+                student_base_model], kinds={"peft", "torch"}, **STUDENT_ASSET)
 def student_checkpoint(
-    context: dg.AssetExecutionContext, home: RRHome, student: StudentSettings, teacher: TeacherResource, tracker: Tracker
+    context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
+    base: dg.ResourceParam[StudentBase], teacher: dg.ResourceParam[TeacherService], tracker: Tracker,
 ) -> dg.MaterializeResult:
-    """LoRA adapter trained with α·pairwise + β·listwise + γ·generation losses; card.json records
-    the prompt variant, teacher and the data versions it was trained on."""
+    """The distilled student (R2R): LoRA (or full) fine-tuning with pairwise + listwise +
+    generation losses over query groups, the best dev-slice checkpoint kept; registered in MLflow."""
     collection, variant_name = collection_and_variant(context)
     variant = teacher.variant(variant_name)
     warehouse = home.warehouse()
     where = {"collection": collection, "prompt_variant": variant.name}
-    rows = warehouse.fetch_df(
-        "SELECT * FROM train_pointwise WHERE collection = ? AND prompt_variant = ? ORDER BY query_id, doc_id",
-        [collection, variant.name],
-    )
-    examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation)
-                for r in rows.itertuples()]
-    settings = student.train_settings(variant.labels)
-    compared = warehouse.fetch_df(
-        "SELECT query_id, preferred_doc_id, other_doc_id FROM train_pairwise "
-        "WHERE collection = ? AND prompt_variant = ? AND source = 'comparison'", [collection, variant.name])
-    preferences = frozenset(compared.itertuples(index=False, name=None))
+    examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation or "")
+                for r in warehouse.query("student_examples", {**where, "max_queries": student.max_train_queries}).itertuples()]
+    preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
+    orders = {r.query_id: json.loads(r.ranked_doc_ids) for r in warehouse.query("teacher_orders", where).itertuples()}
+    dev = dev_set(warehouse, collection, student)
     name = checkpoint_name(collection, variant.name)
     out_dir = home.dir("checkpoints") / name
-    data_versions = {
-        "train_pointwise": warehouse.table_hash("train_pointwise", where),
-        "train_pairwise": warehouse.table_hash("train_pairwise", where),
-        "train_listwise": warehouse.table_hash("train_listwise", where),
-        "teacher_judgments": warehouse.table_hash("teacher_judgments", where),
-        "corpus": warehouse.table_hash("corpus", {"collection": collection}),
-    }
-    params = {**asdict(settings), "collection": collection, "prompt_variant": variant.name,
-              "prompt_hash": variant.content_hash, "teacher_model": teacher.model, "base_model": student.base_model,
-              "train_examples": len(examples), "comparison_preferences": len(preferences)}
-    base_dir = student.prepare_base_model()
+    data_versions = {table: warehouse.table_hash(table, where)
+                     for table in ("train_pointwise", "train_pairwise", "train_listwise", "teacher_judgments")}
+    data_versions["corpus"] = warehouse.table_hash("corpus", {"collection": collection})
+    precision = choose_precision(student.precision)
+    params = {**asdict(student), "collection": collection, "prompt_variant": variant.name,
+              "prompt_hash": variant.content_hash, "teacher_model": teacher.settings.model, "precision_used": precision.name,
+              "train_examples": len(examples), "train_queries": len({e.query_id for e in examples}),
+              "comparison_preferences": len(preferences), "teacher_orders": len(orders),
+              "dev_queries_used": len(dev.candidates) if dev else 0}
+    log_line = throttled(context)
     with tracker.run(context, params) as tracked:
 
-        def log_step(record: dict) -> None:
-            context.log.info(f"train {record}")
-            tracked.metrics({k: v for k, v in record.items() if k != "step"}, record["step"])
+        def log(kind: str, record: dict) -> None:
+            values = {k: v for k, v in record.items() if k not in ("step", "best") and isinstance(v, (int, float))}
+            tracked.metrics({f"{kind}.{k}": v for k, v in values.items()}, record["step"])
+            if kind == "dev":
+                log_line(f"dev nDCG@10 {record['dev_nDCG@10']:.4f} at step {record['step']} (best {record['best']:.4f})",
+                         force=True)
+            else:
+                log_line(f"training step {record['step']} (epoch {record['epoch']}): loss {record['loss']:.4f}, "
+                         f"{record['pairs_per_s']} pairs/s")
 
-        result = train_lora(base_dir, examples, settings, out_dir, log=log_step, preferences=preferences)
+        result = StudentTrainer(base.prepare(), student, variant.labels, precision, log).train(
+            examples, out_dir, dev, preferences, orders)
         card = {
-            "name": name, "collection": collection, "base_model": student.base_model,
-            "base_model_dir": str(base_dir), "prompt_variant": variant.name,
-            "prompt_hash": variant.content_hash, "teacher_model": teacher.model,
+            "name": name, "stage": "sft", "collection": collection, "base_model": student.base_model,
+            "prompt_variant": variant.name, "prompt_hash": variant.content_hash, "teacher_model": teacher.settings.model,
             "teacher_endpoint": teacher.endpoint_label(), "data_versions": data_versions,
-            "train_examples": len(examples), "comparison_preferences": len(preferences),
-            "train_settings": asdict(settings), "losses": result.losses,
-            "device": result.device, "seconds": round(result.seconds, 1),
+            "train_examples": len(examples), "comparison_preferences": len(preferences), "teacher_orders": len(orders),
+            "listwise_target": "teacher window order" if result.listwise_groups.get("teacher_order") else "direct labels",
+            "listwise_groups": result.listwise_groups, "settings": asdict(student),
+            "adapter": "full fine-tuning" if student.lora_r == 0 else f"LoRA r={student.lora_r} on {list(student.lora_targets)}",
+            "result": {k: v for k, v in asdict(result).items() if k != "curve"}, "train_curve": result.curve,
             "dagster_run_id": context.run.run_id, "dagster_home": context.instance.root_directory,
-            "rr_home": home.path, "mlflow_run_id": tracked.run_id,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "rr_home": home.path, "mlflow_run_id": tracked.run_id, "created_at": datetime.now(UTC).isoformat(),
         }
         (out_dir / "card.json").write_text(json.dumps(card, indent=2))
-        tracked.artifact(out_dir / "card.json")
-    final = result.losses[-1]
+        tracked.params({"listwise_target": card["listwise_target"]})
+        version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
+            "stage": "sft", "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
+            "teacher_model": teacher.settings.model, "dagster_run_id": context.run.run_id,
+            DEV_METRIC_TAG: result.best_dev_ndcg if result.best_dev_ndcg is not None else "",
+            **{f"data_version.{k}": v for k, v in data_versions.items()}})
     return dg.MaterializeResult(
-        metadata={"path": str(out_dir), "train_examples": len(examples), "steps": result.steps,
-                  "final_loss": final["loss"], "seconds": round(result.seconds, 1), "device": result.device,
-                  "trainable_parameters": result.trainable_parameters, "prompt_variant": variant.name,
-                  "prompt_hash": variant.content_hash, "mlflow_run_id": tracked.run_id},
-        data_version=dg.DataVersion(f"{data_versions['train_pointwise']}:{context.run.run_id}"),
+        metadata={"path": str(out_dir), "train_examples": len(examples), "optimizer_steps": result.optimizer_steps,
+                  "epochs": result.epochs, "stop_reason": result.stop_reason, "seconds": round(result.seconds, 1),
+                  "precision": result.precision, "trainable_parameters": result.trainable_parameters,
+                  "best_dev_nDCG@10": result.best_dev_ndcg, "first_stage_dev_nDCG@10": result.first_stage_dev_ndcg,
+                  "fusion_weight": result.fusion_weight, "listwise_target": card["listwise_target"],
+                  "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
+                  "registered_version": version.uri, "mlflow_run_id": tracked.run_id},
+        data_version=dg.DataVersion(weights_hash(out_dir)),
     )
 
 
-@dg.asset(deps=[student_checkpoint, "bm25_candidates", "splits"], partitions_def=collection_variant_partitions,
-          group_name="student", kinds={"torch", "duckdb"})
-def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: StudentSettings) -> dg.MaterializeResult:
-    """Score-mode reranking of each evaluation query's top candidates by the student."""
+@dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, **STUDENT_ASSET)
+def student_rl_checkpoint(
+    context: dg.AssetExecutionContext, home: RRHome, rl: dg.ResourceParam[RLSettings],
+    student: dg.ResourceParam[StudentSettings], tracker: Tracker,
+) -> dg.MaterializeResult:
+    """InteRank's second stage: GRPO on explain-then-score from the distilled checkpoint, with a KL
+    penalty to it; the refined checkpoint is evaluated on the dev slice and registered."""
     collection, variant_name = collection_and_variant(context)
-    name = checkpoint_name(collection, variant_name)
+    sft_dir = home.dir("checkpoints") / checkpoint_name(collection, variant_name)
+    out_dir = home.dir("checkpoints") / checkpoint_name(collection, variant_name, "rl")
+    if not rl.enabled:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return dg.MaterializeResult(metadata={"enabled": False}, data_version=dg.DataVersion("disabled"))
     warehouse = home.warehouse()
-    rows = warehouse.fetch_df(named_sql("eval_candidates"), {"collection": collection, "depth": student.rerank_depth})
-    reranker = StudentReranker(home.dir("checkpoints") / name)
-    started = time.monotonic()
-    records = []
-    for query_id, group in rows.groupby("query_id", sort=True):
-        scored = reranker.score(group["query"].iloc[0], list(zip(group["doc_id"], group["document"])), student.batch_size)
-        ranked = sorted(scored, key=lambda s: -s.score)
-        records += [{"query_id": query_id, "doc_id": s.doc_id, "score": s.score, "rank": i}
-                    for i, s in enumerate(ranked, start=1)]
-    seconds = time.monotonic() - started
-    frame = pd.DataFrame(records, columns=["query_id", "doc_id", "score", "rank"])
-    frame.insert(0, "collection", collection)
-    frame.insert(1, "checkpoint", name)
-    warehouse.replace_rows("student_scores", {"collection": collection, "checkpoint": name}, frame)
-    write_trec_run([Candidate(r.query_id, r.doc_id, r.rank, r.score) for r in frame.itertuples()],
-                   home.dir("runs", collection) / f"student-{variant_name}.trec", f"student-{variant_name}")
+    where = {"collection": collection, "prompt_variant": variant_name}
+    examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation or "")
+                for r in warehouse.query("student_examples", {**where, "max_queries": student.max_train_queries}).itertuples()]
+    precision = choose_precision(student.precision)
+    sft_card = json.loads((sft_dir / "card.json").read_text())
+    log_line = throttled(context)
+    with tracker.run(context, {**asdict(rl), "collection": collection, "prompt_variant": variant_name,
+                               "precision_used": precision.name, "from_checkpoint": str(sft_dir)}) as tracked:
+
+        def log(record: dict) -> None:
+            tracked.metrics({k: v for k, v in record.items() if k != "step"}, record["step"])
+            log_line(f"RL step {record['step']}: reward {record['reward']:.3f}, KL {record['kl']:.4f}")
+
+        result = GRPORefiner(rl, precision, log).refine(sft_dir, examples, out_dir)
+        dev = dev_set(warehouse, collection, student)
+        value = dev_ndcg(StudentReranker(out_dir, precision), dev, student.score_batch_size) if dev else None
+        card = {**sft_card, "name": out_dir.name, "stage": "rl", "from_checkpoint": str(sft_dir), "rl_settings": asdict(rl),
+                "rl_curve": result.curve, "rl_stop_reason": result.stop_reason, "dev_nDCG@10": value,
+                "dagster_run_id": context.run.run_id, "mlflow_run_id": tracked.run_id,
+                "created_at": datetime.now(UTC).isoformat()}
+        (out_dir / "card.json").write_text(json.dumps(card, indent=2))
+        version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
+            "stage": "rl", "prompt_variant": variant_name, "prompt_hash": sft_card["prompt_hash"],
+            "teacher_model": sft_card["teacher_model"], "dagster_run_id": context.run.run_id,
+            DEV_METRIC_TAG: value if value is not None else "", "from_mlflow_run": sft_card["mlflow_run_id"]})
     return dg.MaterializeResult(
-        metadata={"pairs_scored": len(frame), "queries": int(frame["query_id"].nunique()), "checkpoint": name,
-                  "seconds": round(seconds, 1), "pairs_per_second": round(len(frame) / max(seconds, 1e-9), 2)},
-        data_version=dg.DataVersion(warehouse.table_hash("student_scores", {"collection": collection, "checkpoint": name})),
+        metadata={"enabled": True, "path": str(out_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
+                  "final_reward": result.curve[-1]["reward"] if result.curve else None,
+                  "final_kl": result.curve[-1]["kl"] if result.curve else None, "dev_nDCG@10": value,
+                  "registered_version": version.uri, "mlflow_run_id": tracked.run_id},
+        data_version=dg.DataVersion(weights_hash(out_dir)),
     )
+
+
+@dg.asset(deps=[student_checkpoint, student_rl_checkpoint, "first_stage_candidates", "splits"],
+          kinds={"torch", "duckdb"}, **STUDENT_ASSET)
+def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
+                   explain: dg.ResourceParam[ExplainSettings]) -> dg.MaterializeResult:
+    """Each checkpoint (distilled, and RL-refined when there is one) reranks every evaluation query's
+    top candidates in score mode, and a fixed subset of the queries in explain mode too."""
+    collection, variant_name = collection_and_variant(context)
+    warehouse = home.warehouse()
+    rows = warehouse.query("ranked_candidates", {"collection": collection, "split": "eval",
+                                                  "depth": student.rerank_depth, "queries": -1})
+    explained_queries = sorted(rows["query_id"].unique(), key=lambda q: q)[: explain.queries]
+    precision = choose_precision(student.precision)
+    frames, timings = [], []
+    log_line = throttled(context)
+    for stage in ("sft", "rl"):
+        folder = home.dir("checkpoints") / checkpoint_name(collection, variant_name, stage)
+        if not (folder / "rr_student.json").exists():
+            continue
+        reranker = StudentReranker(folder, precision)
+        for mode in ("score", "explain"):
+            subset = rows if mode == "score" else rows[rows["query_id"].isin(explained_queries)]
+            if subset.empty:
+                continue
+            pairs = list(zip(subset["query"], subset["document"]))
+            started = time.monotonic()
+            if mode == "score":
+                scores, explanations = reranker.score(pairs, student.score_batch_size), [None] * len(pairs)
+            else:
+                explained = reranker.explain(pairs, explain.max_new_tokens, explain.batch_size)
+                explanations, scores = [e for e, _ in explained], [s for _, s in explained]
+            seconds = time.monotonic() - started
+            log_line(f"{stage}/{mode}: scored {len(pairs)} pairs in {seconds:.0f} s ({len(pairs) / seconds:.2f} pairs/s)",
+                     force=True)
+            frame = subset[["query_id", "doc_id"]].copy()
+            frame["score"], frame["explanation"] = scores, explanations
+            frame["rank"] = frame.groupby("query_id")["score"].rank(ascending=False, method="first").astype(int)
+            frame["stage"], frame["mode"], frame["checkpoint"] = stage, mode, folder.name
+            frames.append(frame)
+            timings.append({"stage": stage, "mode": mode, "pairs": len(pairs), "queries": int(subset["query_id"].nunique()),
+                            "seconds": round(seconds, 2), "pairs_per_s": round(len(pairs) / seconds, 2)})
+    frame = pd.concat(frames, ignore_index=True)
+    frame.insert(0, "collection", collection)
+    frame.insert(1, "prompt_variant", variant_name)
+    where = {"collection": collection, "prompt_variant": variant_name}
+    warehouse.replace_rows("student_scores", where, frame)
+    timing_frame = pd.DataFrame(timings)
+    timing_frame.insert(0, "collection", collection)
+    timing_frame.insert(1, "prompt_variant", variant_name)
+    timing_frame["precision"] = precision.name
+    warehouse.replace_rows("scoring_runs", where, timing_frame)
+    return dg.MaterializeResult(
+        metadata={"pairs_scored": len(frame), "queries": int(rows["query_id"].nunique()),
+                  "explain_mode_queries": len(explained_queries), "precision": precision.name,
+                  "timings": dg.MetadataValue.json(timings), "seconds": round(sum(t["seconds"] for t in timings), 1)},
+        data_version=dg.DataVersion(warehouse.table_hash("student_scores", where)),
+    )
+
+
+
+def best_registered(registry: StudentRegistry, home: RRHome, collection: str, variant: str) -> RegisteredVersion | None:
+    """The better (by dev nDCG@10) of this partition's registered distilled and RL checkpoints."""
+    found = []
+    for stage in ("sft", "rl"):
+        card = home.dir("checkpoints") / checkpoint_name(collection, variant, stage) / "card.json"
+        if card.exists():
+            version = registry.version_of_run(registered_name(collection), json.loads(card.read_text())["mlflow_run_id"])
+            if version is not None and version.dev_ndcg is not None:
+                found.append(version)
+    return max(found, key=lambda v: v.dev_ndcg, default=None)
+
+
+@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], **STUDENT_ASSET,
+          check_specs=[dg.AssetCheckSpec("beats_champion", asset="champion_candidate", blocking=True,
+                                         description="The candidate beats the registry's champion on the dev slice; "
+                                                     "a failure blocks the promotion")])
+def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker):
+    """This variant's best checkpoint (distilled or RL-refined, by dev nDCG@10), set against the
+    collection's current `champion` in the MLflow model registry."""
+    collection, variant_name = collection_and_variant(context)
+    registry = tracker.registry()
+    candidate = best_registered(registry, home, collection, variant_name)
+    if candidate is None:
+        raise dg.Failure(f"no registered checkpoint of {collection}/{variant_name} has a dev nDCG@10 (is there a dev slice?)")
+    champion = registry.champion(candidate.name)
+    beats = (champion is None or champion.dev_ndcg is None or champion.version == candidate.version
+             or candidate.dev_ndcg > champion.dev_ndcg)
+    facts = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg,
+             "champion": champion.uri if champion else None,
+             "champion_dev_nDCG@10": champion.dev_ndcg if champion else None}
+    yield dg.MaterializeResult(metadata={**facts, "beats_champion": beats}, data_version=dg.DataVersion(candidate.uri))
+    yield dg.AssetCheckResult(check_name="beats_champion", passed=beats, metadata=facts)
+
+
+@dg.asset(deps=[champion_candidate], **STUDENT_ASSET)
+def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) -> dg.MaterializeResult:
+    """Moves the collection's `champion` alias to the candidate (runs only when beats_champion passed;
+    a candidate that no longer beats the champion is refused here too)."""
+    collection, variant_name = collection_and_variant(context)
+    registry = tracker.registry()
+    candidate = best_registered(registry, home, collection, variant_name)
+    current = registry.champion(candidate.name)
+    if current is not None and current.version != candidate.version and current.dev_ndcg is not None and (
+            candidate.dev_ndcg <= current.dev_ndcg):
+        raise dg.Failure(f"{candidate.uri} (dev nDCG@10 {candidate.dev_ndcg}) does not beat the champion {current.uri} "
+                         f"({current.dev_ndcg})")
+    registry.promote(candidate)
+    return dg.MaterializeResult(metadata={"champion": candidate.uri, "dev_nDCG@10": candidate.dev_ndcg},
+                                data_version=dg.DataVersion(candidate.uri))

@@ -1,15 +1,16 @@
-"""Stage 5: training tables from dbt_like_sql/ (one file = one table = one asset).
+"""Stage 5: the derived tables of dbt_like_sql/ (one file = one table = one asset): the splits and
+the training tables. A model that filters on `$prompt_variant` is partitioned by collection ×
+prompt variant; the others by collection. A model's header comment is its description."""
 
-A model that filters on `$prompt_variant` is partitioned by collection × prompt variant; the
-others by collection."""
-
+import time
 from pathlib import Path
 
 import dagster as dg
 
+from rr_assets.core.settings import SplitSettings, StudentSettings
 from rr_assets.core.sql_models import SqlModel, load_models, run_model
 from rr_assets.partitions import collection_partitions, collection_variant_partitions
-from rr_assets.resources import RRHome, SqlModelSettings
+from rr_assets.resources import Collections, RRHome, TeacherService
 
 
 def _partition_values(context: dg.AssetExecutionContext) -> dict[str, str]:
@@ -29,22 +30,35 @@ def _sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
         code_version=model.code_version,
         group_name="training_tables",
         kinds={"duckdb", "sql"},
-        description=f"Built from {model.path.name}",
+        description=model.description,
         pool="warehouse",
     )
-    def sql_table(context: dg.AssetExecutionContext, home: RRHome, sql_models: SqlModelSettings) -> dg.MaterializeResult:
+    def sql_table(context: dg.AssetExecutionContext, home: RRHome, splits: dg.ResourceParam[SplitSettings],
+                  collections: dg.ResourceParam[Collections], teacher: dg.ResourceParam[TeacherService],
+                  student: dg.ResourceParam[StudentSettings]) -> dg.MaterializeResult:
+        started = time.monotonic()
         partition = _partition_values(context)
+        source = collections.source(partition["collection"])
+        params = {**partition, "train_split": source.train_split, "eval_split": source.eval_split,
+                  "eval_percent": splits.eval_percent, "dev_percent": splits.dev_percent,
+                  "hard_negative_depth": student.hard_negative_depth}
+        if "prompt_variant" in partition:
+            variant = teacher.variant(partition["prompt_variant"])
+            params.update(grounded=variant.grounded, max_label=max(variant.labels))
         warehouse = home.warehouse()
         with warehouse.connect() as con:
-            rows = run_model(con, model, {**partition, "eval_percent": sql_models.eval_percent})
+            result = run_model(con, model, params)
+        for step in result.migrations:
+            context.log.warning(f"{model.path.name}: table {model.name} {step}")
         table_hash = warehouse.table_hash(model.name, partition)
         return dg.MaterializeResult(
-            metadata={"rows": rows, "sql_file": model.path.name, "table_hash": table_hash},
+            metadata={"rows": result.rows, "sql_file": model.path.name, "table_hash": table_hash,
+                      "seconds": round(time.monotonic() - started, 2)},
             data_version=dg.DataVersion(table_hash),
         )
 
     return sql_table
 
 
-def build_training_table_assets(folder: str | Path) -> list[dg.AssetsDefinition]:
+def build_sql_model_assets(folder: str | Path) -> list[dg.AssetsDefinition]:
     return [_sql_model_asset(model) for model in load_models(folder).values()]

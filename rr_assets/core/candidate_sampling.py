@@ -26,25 +26,19 @@ def comparison_pairs(
     pairs: list[ComparisonPair] = []
     for query_id in sorted(ranked):
         docs = ranked[query_id]
-        chosen: list[ComparisonPair] = []
-        seen: set[frozenset] = set()
-
-        def add(a: str, b: str, reason: str) -> None:
-            key = frozenset((a, b))
-            if a != b and key not in seen and len(chosen) < max_pairs_per_query:
-                seen.add(key)
-                chosen.append(ComparisonPair(query_id, a, b, reason))
-
-        for a, b in zip(docs, docs[1:]):
-            add(a, b, "adjacent")
         labels = direct_labels.get(query_id, {})
         labelled = [d for d in docs if d in labels]
         disagreeing = sorted(
             ((a, b) for i, a in enumerate(labelled) for b in labelled[i + 1 :] if labels[a] != labels[b]),
             key=lambda ab: -abs(labels[ab[0]] - labels[ab[1]]),
         )
-        for a, b in disagreeing:
-            add(a, b, "label_disagreement")
+        chosen: list[ComparisonPair] = []
+        seen: set[frozenset] = set()
+        for (a, b), reason in [*((p, "adjacent") for p in zip(docs, docs[1:])),
+                               *((p, "label_disagreement") for p in disagreeing)]:
+            if a != b and frozenset((a, b)) not in seen and len(chosen) < max_pairs_per_query:
+                seen.add(frozenset((a, b)))
+                chosen.append(ComparisonPair(query_id, a, b, reason))
         pairs += chosen
         pairs += [ComparisonPair(p.query_id, p.doc_b, p.doc_a, p.reason, swapped=True)
                   for p in chosen if rng.random() < swap_fraction]

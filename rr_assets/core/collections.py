@@ -1,22 +1,31 @@
-"""Collections in BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+"""Collections in BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), with named splits
+and, optionally, a given first-stage run.
 
 Bad input policy (each case is tested):
 - a missing file, or a file where most lines are bad (likely not BEIR at all): CollectionError
   naming the file (and the first bad lines), nothing is loaded;
 - a bad line (invalid UTF-8, not JSON, not an object, missing `_id`/`text`, empty text, a
   duplicate id after its first occurrence, a qrels row with the wrong column count, a
-  non-integer score, or an unknown query or document): the line is quarantined with its file,
-  line number and reason, and loading goes on;
+  non-integer score, or an unknown query or document; a run line that cannot be read or names an
+  unknown query or document): the line is quarantined with its file, line number and reason, and
+  loading goes on;
+- a query judged in two splits: CollectionError naming the query (training and evaluation queries
+  never overlap);
+- qrels naming documents absent from a candidate-only corpus (one with a given run) are kept: they
+  count in the ideal DCG;
 - very long documents are kept whole here; the teacher and the student cut them to their budgets
   and the teacher records which documents it cut (`teacher_judgments.truncated`)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rr_assets.core.first_stage import Candidate, read_run
 
 
 class CollectionError(ValueError):
@@ -41,6 +50,7 @@ class Qrel:
     query_id: str
     doc_id: str
     relevance: int
+    split: str
 
 
 @dataclass(frozen=True)
@@ -52,12 +62,34 @@ class QuarantinedLine:
 
 
 @dataclass(frozen=True)
+class CollectionSource:
+    """One entry of a config's `collections`: where the collection is and how it is split."""
+
+    name: str
+    path: str
+    eval_split: str = "test"  # the qrels split whose queries evaluate
+    train_split: str = ""  # the qrels split whose queries train; "" = a hash split of eval_split's queries
+    first_stage_run: str = ""  # a TREC run or RankGPT JSON whose candidates replace rr's BM25
+    first_stage_name: str = ""  # the first stage's name in reports; "" = "bm25", or "first_stage" for a given run
+
+    @property
+    def first_stage_label(self) -> str:
+        return self.first_stage_name or ("first_stage" if self.first_stage_run else "bm25")
+
+    @property
+    def qrels_splits(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.train_split, self.eval_split) if s)
+
+
+@dataclass(frozen=True)
 class Collection:
     name: str
     documents: list[Document]
     queries: list[Query]
     qrels: list[Qrel]
     quarantined: list[QuarantinedLine] = field(default_factory=list)
+    candidates: list[Candidate] | None = None  # from a given first-stage run
+    run_sha256: str = ""
 
 
 class _Reader:
@@ -110,38 +142,42 @@ def _json_records(reader: _Reader, required: tuple[str, ...]):
         yield line_no, raw, record
 
 
-def load_beir(name: str, folder: str | Path, qrels_split: str = "test", max_bad_fraction: float = 0.5) -> Collection:
-    """Load a BEIR folder under the bad-input policy of this module."""
-    folder = Path(folder)
-    quarantined: list[QuarantinedLine] = []
-
-    corpus = _Reader(folder / "corpus.jsonl", max_bad_fraction)
-    documents, seen_docs = [], set()
+def _read_documents(path: Path, max_bad_fraction: float, quarantined: list) -> list[Document]:
+    corpus = _Reader(path, max_bad_fraction)
+    documents, seen = [], set()
     for line_no, raw, rec in _json_records(corpus, ("_id", "text")):
         doc_id, title, text = str(rec["_id"]), str(rec.get("title") or ""), str(rec["text"] or "")
-        if doc_id in seen_docs:
+        if doc_id in seen:
             corpus.bad(line_no, f"duplicate id {doc_id!r} (the first occurrence is kept)", raw)
         elif not (title + text).strip():
             corpus.bad(line_no, f"document {doc_id!r} has no text", raw)
         else:
-            seen_docs.add(doc_id)
+            seen.add(doc_id)
             documents.append(Document(doc_id, title, text))
     quarantined += corpus.finish()
+    return documents
 
-    queries_file = _Reader(folder / "queries.jsonl", max_bad_fraction)
-    queries, seen_queries = [], set()
+
+def _read_queries(path: Path, max_bad_fraction: float, quarantined: list) -> list[Query]:
+    queries_file = _Reader(path, max_bad_fraction)
+    queries, seen = [], set()
     for line_no, raw, rec in _json_records(queries_file, ("_id", "text")):
         query_id, text = str(rec["_id"]), str(rec["text"] or "")
-        if query_id in seen_queries:
+        if query_id in seen:
             queries_file.bad(line_no, f"duplicate id {query_id!r} (the first occurrence is kept)", raw)
         elif not text.strip():
             queries_file.bad(line_no, f"query {query_id!r} has no text", raw)
         else:
-            seen_queries.add(query_id)
+            seen.add(query_id)
             queries.append(Query(query_id, text))
     quarantined += queries_file.finish()
+    return queries
 
-    qrels_file = _Reader(folder / "qrels" / f"{qrels_split}.tsv", max_bad_fraction)
+
+def _read_qrels(path: Path, split: str, query_ids: set[str], doc_ids: set[str] | None, max_bad_fraction: float,
+                quarantined: list) -> list[Qrel]:
+    """`doc_ids` None: documents outside the corpus are kept (a candidate-only corpus)."""
+    qrels_file = _Reader(path, max_bad_fraction)
     qrels, seen_pairs = [], set()
     for line_no, raw in qrels_file.lines_of():
         try:
@@ -162,14 +198,65 @@ def load_beir(name: str, folder: str | Path, qrels_split: str = "test", max_bad_
         except ValueError:
             qrels_file.bad(line_no, f"score {score!r} is not an integer", raw)
             continue
-        if query_id not in seen_queries:
+        if query_id not in query_ids:
             qrels_file.bad(line_no, f"unknown query {query_id!r}", raw)
-        elif doc_id not in seen_docs:
+        elif doc_ids is not None and doc_id not in doc_ids:
             qrels_file.bad(line_no, f"unknown document {doc_id!r}", raw)
         elif (query_id, doc_id) in seen_pairs:
             qrels_file.bad(line_no, f"duplicate judgment of ({query_id!r}, {doc_id!r})", raw)
         else:
             seen_pairs.add((query_id, doc_id))
-            qrels.append(Qrel(query_id, doc_id, relevance))
+            qrels.append(Qrel(query_id, doc_id, relevance, split))
     quarantined += qrels_file.finish()
-    return Collection(name, documents, queries, qrels, quarantined)
+    return qrels
+
+
+def load_collection(source: CollectionSource, max_bad_fraction: float = 0.5) -> Collection:
+    """Load a BEIR folder (and its given run) under the bad-input policy of this module."""
+    folder = Path(source.path)
+    quarantined: list[QuarantinedLine] = []
+    run = read_run(source.first_stage_run) if source.first_stage_run else None
+    corpus_path, queries_path = folder / "corpus.jsonl", folder / "queries.jsonl"
+    documents = _read_documents(corpus_path, max_bad_fraction, quarantined) if corpus_path.exists() or not (
+        run and run.documents) else []
+    queries = _read_queries(queries_path, max_bad_fraction, quarantined) if queries_path.exists() or not (
+        run and run.queries) else []
+    if run:
+        known_docs, known_queries = {d.doc_id for d in documents}, {q.query_id for q in queries}
+        documents += [Document(d, "", text) for d, text in run.documents.items() if d not in known_docs]
+        queries += [Query(q, text) for q, text in run.queries.items() if q not in known_queries]
+        quarantined += [QuarantinedLine(run.path, b.line, b.reason, b.excerpt) for b in run.bad_lines]
+    query_ids, doc_ids = {q.query_id for q in queries}, {d.doc_id for d in documents}
+    qrels: list[Qrel] = []
+    for split in source.qrels_splits:
+        qrels += _read_qrels(folder / "qrels" / f"{split}.tsv", split, query_ids, None if run else doc_ids,
+                             max_bad_fraction, quarantined)
+    splits_of: dict[str, set[str]] = {}
+    for r in qrels:
+        splits_of.setdefault(r.query_id, set()).add(r.split)
+    both = sorted(q for q, s in splits_of.items() if len(s) > 1)
+    if both:
+        raise CollectionError(f"{folder / 'qrels'}: query {both[0]!r} is judged in both {source.train_split}.tsv and "
+                              f"{source.eval_split}.tsv ({len(both)} such queries); training and evaluation "
+                              "queries must not overlap")
+    candidates = None
+    if run:
+        candidates = []
+        for c in run.candidates:
+            if c.query_id not in query_ids or c.doc_id not in doc_ids:
+                what = f"unknown query {c.query_id!r}" if c.query_id not in query_ids else f"unknown document {c.doc_id!r}"
+                quarantined.append(QuarantinedLine(run.path, 0, f"{what} in the run", f"{c.query_id} {c.doc_id}"))
+            else:
+                candidates.append(c)
+    return Collection(source.name, documents, queries, qrels, quarantined, candidates, run.sha256 if run else "")
+
+
+def source_fingerprint(source: CollectionSource) -> str:
+    """Changes when any file of the collection (or its given run) changes: path, size and
+    modification time of each, hashed."""
+    folder = Path(source.path)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if source.first_stage_run:
+        files.append(Path(source.first_stage_run))
+    entries = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.exists()]
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 
 class TeacherServerError(RuntimeError):
@@ -32,12 +33,49 @@ def _ready(base_url: str) -> bool:
         return False
 
 
+def log_tail(log_path: Path, lines: int = 12) -> str:
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:]) if log_path.exists() else ""
+
+
+def describe_exit(returncode: int) -> str:
+    """'exit code 1', or 'signal SIGILL (illegal instruction)' for a process killed by a signal."""
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    number = -returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    meaning = {"SIGILL": " (illegal instruction)", "SIGKILL": " (killed)", "SIGSEGV": " (segmentation fault)"}
+    return f"signal {name}{meaning.get(name, '')}"
+
+
+@dataclass
+class RunningServer:
+    """The embedded server of a block: its OpenAI base URL and its supervisor."""
+
+    base_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def failure(self) -> str | None:
+        """None while the server runs; once its process has exited, what happened and what to do."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        advice = ("this llama-cpp-python build uses CPU instructions this machine lacks: rebuild it portably "
+                  "(`make llama-portable`, see the README)" if code == -signal.SIGILL else
+                  f"read {self.log_path}, then re-run")
+        return (f"the embedded llama.cpp server exited with {describe_exit(code)}; {advice}. "
+                f"Last lines of its log:\n{log_tail(self.log_path)}")
+
+
 @contextmanager
 def llama_cpp_server(
     gguf: Path, model_alias: str, log_path: Path, n_ctx: int = 2048, threads: int | None = None,
     startup_timeout_s: float = 120.0,
-) -> Iterator[str]:
-    """Run llama_cpp.server for the duration of the block; yields its OpenAI base URL."""
+) -> Iterator[RunningServer]:
+    """Run llama_cpp.server for the duration of the block; yields it (base URL and supervisor)."""
     port = free_port()
     threads = threads or max(1, os.cpu_count() or 1)
     command = [
@@ -53,10 +91,10 @@ def llama_cpp_server(
         deadline = time.monotonic() + startup_timeout_s
         while not _ready(base_url):
             if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise TeacherServerError(f"llama.cpp server did not start (see {log_path}):\n{tail}")
+                how = describe_exit(process.returncode) if process.returncode is not None else "no answer in time"
+                raise TeacherServerError(f"llama.cpp server did not start ({how}; see {log_path}):\n{log_tail(log_path)}")
             time.sleep(0.5)
-        yield base_url
+        yield RunningServer(base_url, process, log_path)
     finally:
         stop_process_group(process)
 

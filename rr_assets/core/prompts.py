@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 import yaml
 
 KINDS = ("direct", "comparison", "listwise")
+# The values each kind's template is rendered with; `label` is the gold label a grounded variant
+# shows the teacher on training pairs (None elsewhere).
+PLACEHOLDERS = {"direct": ({"query", "document"}, {"label"}), "comparison": ({"query", "document_a", "document_b"}, set()),
+                "listwise": ({"query", "documents"}, set())}
 # How a chat endpoint is asked for JSON: OpenAI's `json_schema` (OpenAI, vLLM, ...), llama.cpp's
 # `json_object` + schema (llama-cpp-python's server), or not at all (the tolerant parser reads text).
 STRUCTURED_OUTPUTS = ("none", "json_schema", "json_object_schema")
@@ -29,7 +34,9 @@ class PromptVariant:
     templates: dict[str, str]
     labels: tuple[int, ...]
     api: str
-    max_doc_words: int
+    teacher_doc_words: int
+    grounded: bool = False
+    explain_negatives: int = -1  # grounded: top candidates per training query the teacher explains; -1 = judge_depth
     structured_output: str = "none"
     max_parse_failure_rate: float = 0.5
     teacher_params: dict = field(default_factory=dict)
@@ -37,11 +44,10 @@ class PromptVariant:
     listwise: dict = field(default_factory=dict)
     content_hash: str = ""
 
-    def render(self, kind: str, **values: str) -> str:
+    def render(self, kind: str, **values) -> str:
         if kind not in self.templates:
             raise PromptError(f"{self.folder}: no template for kind {kind!r}")
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-        return env.from_string(self.templates[kind]).render(**values)
+        return _ENV.from_string(self.templates[kind]).render(**values)
 
     def output_schema(self, kind: str) -> dict:
         """JSON schema of an answer; the explanation comes first so the verdict follows it."""
@@ -72,14 +78,39 @@ class PromptVariant:
             params["response_format"] = {"type": "json_object", "schema": self.output_schema(kind)}
         return params
 
+    def scaled_label(self, relevance: int, max_relevance: int) -> int:
+        """A qrels grade on this variant's label scale: relevance / the collection's top grade × the
+        top label, rounded half up (SciFact's 1 → 2; DL19's 0–3 → 0, 1, 1, 2); as train_pointwise.sql."""
+        fraction = max(0, int(relevance)) / max(1, int(max_relevance))
+        return min(self.labels) + int(fraction * (max(self.labels) - min(self.labels)) + 0.5)
+
     def prepare_document(self, text: str) -> tuple[str, bool]:
         """A document as it goes into a prompt: delimiter tags inside it are neutralised (so its
         text cannot close the <document> block and pose as instructions), and it is cut to the
         variant's word budget; says whether it was cut."""
         words = _DELIMITER_TAG.sub("[tag removed]", text).split()
-        if len(words) <= self.max_doc_words:
+        if len(words) <= self.teacher_doc_words:
             return " ".join(words), False
-        return " ".join(words[: self.max_doc_words]) + " ...", True
+        return " ".join(words[: self.teacher_doc_words]) + " ...", True
+
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+def check_placeholders(path: Path, kind: str, template: str) -> None:
+    """A template must use its kind's required values and nothing unknown, so a typo fails on load,
+    before any teacher call is paid for."""
+    try:
+        used = jinja2.meta.find_undeclared_variables(_ENV.parse(template))
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"{path} line {exc.lineno}: {exc.message}") from exc
+    required, optional = PLACEHOLDERS[kind]
+    unknown, missing = used - required - optional, required - used
+    if unknown:
+        raise PromptError(f"{path}: unknown placeholder {sorted(unknown)[0]!r}; a {kind} template can use "
+                          f"{sorted(required | optional)}")
+    if missing:
+        raise PromptError(f"{path}: the template never uses {{{{ {sorted(missing)[0]} }}}}")
 
 
 def variant_hash(folder: Path) -> str:
@@ -110,6 +141,7 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         if not template_path.is_file():
             raise PromptError(f"{template_path}: missing template for kind {kind!r}")
         templates[kind] = template_path.read_text()
+        check_placeholders(template_path, kind, templates[kind])
     api = meta.get("api", "completions")
     if api not in ("completions", "chat"):
         raise PromptError(f"{meta_path}: api must be 'completions' or 'chat', not {api!r}")
@@ -122,7 +154,9 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         templates=templates,
         labels=tuple(int(x) for x in meta.get("labels", [0, 1, 2])),
         api=api,
-        max_doc_words=int(meta.get("max_doc_words", 300)),
+        teacher_doc_words=int(meta.get("teacher_doc_words", 300)),
+        grounded=bool(meta.get("grounded", False)),
+        explain_negatives=int(meta.get("explain_negatives", -1)),
         structured_output=structured_output,
         max_parse_failure_rate=float(meta.get("max_parse_failure_rate", 0.5)),
         teacher_params=dict(meta.get("teacher_params", {})),

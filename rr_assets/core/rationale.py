@@ -63,6 +63,12 @@ def parse_direct(text: str, labels: tuple[int, ...]) -> ParsedDirect:
     return _checked(label_match.group(1), _clean(text[: label_match.start()]), labels)
 
 
+def parse_explanation(text: str, label: int) -> ParsedDirect:
+    """A grounded teacher's answer: only the explanation of a label it was given (its first paragraph)."""
+    explanation = _clean(re.split(r"(?:^|\n)Relevance", text.strip().split("\n\n")[0])[0])
+    return ParsedDirect(label, explanation, None if explanation else "empty explanation")
+
+
 def _checked(raw_label, explanation: str, labels: tuple[int, ...]) -> ParsedDirect:
     try:
         label = int(raw_label)

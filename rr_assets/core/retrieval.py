@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from rr_assets.core.collections import Document, Query
+from rr_assets.core.first_stage import Candidate
 from rr_assets.core.jvm import pyserini_lucene
-
-
-@dataclass(frozen=True)
-class Candidate:
-    query_id: str
-    doc_id: str
-    rank: int
-    score: float
 
 
 def build_index(documents: list[Document], index_dir: str | Path, threads: int = 1) -> int:
@@ -45,11 +37,3 @@ def search(index_dir: str | Path, queries: list[Query], depth: int, k1: float, b
         for rank, hit in enumerate(searcher.search(query.text, k=depth), start=1):
             candidates.append(Candidate(query.query_id, hit.docid, rank, float(hit.score)))
     return candidates
-
-
-def write_trec_run(candidates: list[Candidate], path: str | Path, tag: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        for c in candidates:
-            handle.write(f"{c.query_id} Q0 {c.doc_id} {c.rank} {c.score:.6f} {tag}\n")

@@ -1,24 +1,41 @@
-"""Teacher requests to any OpenAI-compatible endpoint, cached by content hash and resumable."""
+"""The teacher: requests to any OpenAI-compatible endpoint, cached by content hash and resumable,
+retried with backoff, stopped by a circuit breaker when nobody answers; and the `Teacher` object
+that asks for the three kinds of reasoning."""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
+import random
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import openai
 
 from rr_assets.core.candidate_sampling import ComparisonPair, sliding_windows
 from rr_assets.core.prompts import PromptVariant
-from rr_assets.core.rationale import parse_comparison, parse_direct, parse_ranking, verdict_missing
+from rr_assets.core.rationale import (
+    ParsedDirect,
+    parse_comparison,
+    parse_direct,
+    parse_explanation,
+    parse_ranking,
+    verdict_missing,
+)
 from rr_assets.core.warehouse import Warehouse
 
 
 class TeacherError(RuntimeError):
     """Some requests failed after their retries; every answer received was kept in the cache."""
+
+
+class TeacherUnreachable(TeacherError):
+    """Nobody answers at the endpoint (the circuit breaker tripped, or the embedded server died):
+    no new request was sent once that was clear."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,10 @@ class TeacherEndpoint:
     timeout_s: float = 120.0
     max_retries: int = 4
     seed: int = 0
+    breaker_failures: int = 8
+    label: str = ""  # how messages name the endpoint (never a path or query, which can hold secrets)
+    # Why the server behind the endpoint is gone (the embedded server's supervisor), or None.
+    server_failure: Callable[[], str | None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,17 @@ class TeacherUsage:
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a batch of new requests stands; reported on every answer and every heartbeat."""
+
+    answered: int
+    total: int
+    retries: int
+    last_error: str | None
 
 
 def make_request(api: str, prompt: str, params: dict) -> TeacherRequest:
@@ -74,23 +106,15 @@ class RequestCache:
     def lookup(self, keys: list[str]) -> dict[str, TeacherResponse]:
         if not keys:
             return {}
-        with self.warehouse.connect() as con:
-            rows = con.execute(
-                "SELECT request_hash, response, prompt_tokens, completion_tokens FROM teacher_requests "
-                "WHERE request_hash IN (SELECT unnest(?))",
-                [keys],
-            ).fetchall()
-        return {r[0]: TeacherResponse(r[1], r[2] or 0, r[3] or 0) for r in rows}
+        rows = self.warehouse.query("cached_answers", {"keys": keys})
+        return {r.request_hash: TeacherResponse(r.response, int(r.prompt_tokens or 0), int(r.completion_tokens or 0))
+                for r in rows.itertuples()}
 
     def store(self, key: str, model: str, request: TeacherRequest, response: TeacherResponse) -> None:
-        with self.warehouse.connect() as con:
-            con.execute(
-                "INSERT OR IGNORE INTO teacher_requests "
-                "(request_hash, model, prompt, params, response, prompt_tokens, completion_tokens) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [key, model, request.prompt, request.params, response.text,
-                 response.prompt_tokens, response.completion_tokens],
-            )
+        self.warehouse.execute("store_answer", {
+            "request_hash": key, "model": model, "prompt": request.prompt, "params": request.params,
+            "response": response.text, "prompt_tokens": response.prompt_tokens,
+            "completion_tokens": response.completion_tokens})
 
 
 class MalformedResponse(ValueError):
@@ -122,14 +146,41 @@ async def _send(client: openai.AsyncOpenAI, endpoint: TeacherEndpoint, request: 
 def describe_failure(exc: BaseException) -> str:
     """What happened, in words a person can act on (never the request itself, which holds data)."""
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code} from the teacher ({type(exc).__name__}) after retries"
+        return f"HTTP {exc.status_code} from the teacher ({type(exc).__name__})"
     if isinstance(exc, openai.APITimeoutError):
-        return "the teacher did not answer within the timeout, after retries"
+        return "the teacher did not answer within the timeout"
     if isinstance(exc, openai.APIConnectionError):
-        return f"could not reach the teacher ({exc.__cause__ or exc}), after retries"
+        return f"could not reach the teacher ({exc.__cause__ or exc})"
     if isinstance(exc, MalformedResponse):
-        return f"the teacher's answer was not a usable completion ({exc}), after retries"
+        return f"the teacher's answer was not a usable completion ({exc})"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return isinstance(exc, (openai.APIConnectionError, MalformedResponse))
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """Nobody answered at all (refused, reset, DNS): what the circuit breaker counts."""
+    return isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
+
+
+def _backoff_s(attempt: int, exc: BaseException) -> float:
+    """Retry-After (seconds or an HTTP date, at most 60 s) when the server sends it; otherwise
+    exponential backoff from 0.5 s, capped at 8 s, with jitter."""
+    response = getattr(exc, "response", None)
+    header = response.headers.get("retry-after") if response is not None else None
+    if header:
+        try:
+            return min(60.0, max(0.0, float(header)))
+        except ValueError:
+            try:
+                return min(60.0, max(0.0, email.utils.parsedate_to_datetime(header).timestamp() - time.time()))
+            except (TypeError, ValueError):
+                pass  # neither seconds nor a date: back off as usual
+    return min(8.0, 0.5 * 2**attempt) * random.uniform(0.75, 1.0)
 
 
 def complete_all(
@@ -137,68 +188,113 @@ def complete_all(
     requests: list[TeacherRequest],
     cache: RequestCache,
     usage: TeacherUsage,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    heartbeat_s: float = 15.0,
 ) -> list[TeacherResponse]:
     """Answer every request, from the cache where possible; new answers are cached as they arrive,
-    so an interrupted run resumes without paying twice. HTTP 408/409/429/5xx, timeouts and broken
-    connections are retried by the openai client (exponential backoff that honours Retry-After);
-    malformed 200 answers are retried here. Requests that still fail do not stop the others: the
-    run then raises TeacherError saying what happened, and a re-run sends only what is missing."""
+    so an interrupted run resumes without paying twice.
+
+    HTTP 408/409/429/5xx, timeouts, broken connections and malformed 200 answers are retried with
+    backoff (honouring Retry-After). Requests that still fail do not stop the others: the run then
+    raises TeacherError saying what happened. Two things stop every request at once, with
+    TeacherUnreachable: `endpoint.breaker_failures` connection failures in a row (nobody is
+    there), or the embedded server's supervisor reporting that the server is gone."""
     keys = [r.cache_key(endpoint.model) for r in requests]
     answers = cache.lookup(sorted(set(keys)))
     usage.requests += len(requests)
     usage.cache_hits += sum(1 for k in keys if k in answers)
     missing = {k: r for k, r in zip(keys, requests) if k not in answers}
     failures: Counter[str] = Counter()
+    state = {"answered": 0, "in_a_row": 0, "last_error": None, "stopped": None}
+
+    def report() -> None:
+        if progress:
+            progress(Progress(state["answered"], len(missing), usage.retries, state["last_error"]))
 
     async def run_missing() -> None:
-        client = openai.AsyncOpenAI(
-            base_url=endpoint.base_url, api_key=endpoint.api_key or "not-needed",
-            timeout=endpoint.timeout_s, max_retries=endpoint.max_retries,
-        )
+        client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "not-needed",
+                                    timeout=endpoint.timeout_s, max_retries=0)
         semaphore = asyncio.Semaphore(max(1, endpoint.concurrency))
+        tripped = asyncio.Event()
 
         async def one(key: str, request: TeacherRequest):
             async with semaphore:
                 for attempt in range(endpoint.max_retries + 1):
+                    if tripped.is_set():
+                        raise asyncio.CancelledError
                     try:
-                        return key, request, await _send(client, endpoint, request)
-                    except MalformedResponse:
-                        if attempt == endpoint.max_retries:
+                        response = await _send(client, endpoint, request)
+                        state["in_a_row"] = 0
+                        return key, request, response
+                    except Exception as exc:  # noqa: BLE001 - classified below; the rest is re-raised
+                        state["last_error"] = describe_failure(exc)
+                        if _is_unreachable(exc):
+                            state["in_a_row"] += 1
+                            if state["in_a_row"] >= endpoint.breaker_failures:
+                                state["stopped"] = (f"{state['in_a_row']} connection attempts in a row failed "
+                                                    f"(last error: {state['last_error']})")
+                                tripped.set()
+                        if attempt == endpoint.max_retries or not _retryable(exc) or tripped.is_set():
                             raise
-                        await asyncio.sleep(min(8.0, 0.5 * 2**attempt))
+                        usage.retries += 1
+                        await asyncio.sleep(_backoff_s(attempt, exc))
+
+        async def watch() -> None:
+            """Heartbeat progress, and stop everything as soon as the embedded server is gone."""
+            last_beat = time.monotonic()
+            while not tripped.is_set():
+                await asyncio.sleep(0.5)
+                gone = endpoint.server_failure() if endpoint.server_failure else None
+                if gone:
+                    state["stopped"] = gone
+                    tripped.set()
+                elif time.monotonic() - last_beat >= heartbeat_s:
+                    last_beat = time.monotonic()
+                    report()
 
         tasks = [asyncio.ensure_future(one(k, r)) for k, r in missing.items()]
-        done = 0
+        watcher = asyncio.ensure_future(watch())
+        stopper = asyncio.ensure_future(tripped.wait())
         try:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    key, request, response = await next_done
-                except Exception as exc:  # noqa: BLE001 - every failure is counted and reported below
-                    failures[describe_failure(exc)] += 1
-                    continue
-                cache.store(key, endpoint.model, request, response)
-                answers[key] = response
-                usage.new_calls += 1
-                usage.prompt_tokens += response.prompt_tokens
-                usage.completion_tokens += response.completion_tokens
-                done += 1
-                if progress:
-                    progress(done, len(tasks))
+            pending = set(tasks)
+            while pending and not tripped.is_set():
+                done, pending = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(stopper)
+                for finished in done - {stopper}:
+                    if finished.cancelled():
+                        continue
+                    exc = finished.exception()
+                    if exc is not None:
+                        failures[describe_failure(exc)] += 1
+                        continue
+                    key, request, response = finished.result()
+                    cache.store(key, endpoint.model, request, response)
+                    answers[key] = response
+                    usage.new_calls += 1
+                    usage.prompt_tokens += response.prompt_tokens
+                    usage.completion_tokens += response.completion_tokens
+                    state["answered"] += 1
+                    report()
         finally:
-            for task in tasks:
+            for task in [*tasks, watcher, stopper]:
                 task.cancel()
+            await asyncio.gather(*tasks, watcher, stopper, return_exceptions=True)
             await client.close()
 
     if missing:
         asyncio.run(run_missing())
+    cached = f"{state['answered']} of the {len(missing)} new answers arrived and are cached"
+    if state["stopped"]:
+        raise TeacherUnreachable(
+            f"teacher at {endpoint.label or endpoint.base_url} stopped answering: {state['stopped']}. No new request "
+            f"was sent after that; {cached} (with {usage.cache_hits} answers cached before). "
+            "Fix the endpoint, then re-run: only the missing requests are sent.")
     if failures:
         failed = sum(failures.values())
-        reasons = "; ".join(f"{n}× {reason}" for reason, n in failures.most_common())
+        reasons = "; ".join(f"{n}× {reason}, after retries" for reason, n in failures.most_common())
         raise TeacherError(
             f"{failed} of {len(missing)} teacher requests failed ({reasons}). The {len(missing) - failed} "
-            f"answers received are cached: re-run to send only the missing requests."
-        )
+            f"answers received are cached: re-run to send only the missing requests.")
     return [answers[k] for k in keys]
 
 
@@ -208,71 +304,22 @@ class JudgePair:
     doc_id: str
     query: str
     document: str
+    gold_label: int | None = None  # the training label a grounded variant shows the teacher
+    split: str = "train"
 
 
 @dataclass(frozen=True)
 class Judgment:
     query_id: str
     doc_id: str
+    split: str
     label: int | None
+    label_source: str  # "teacher", or "qrels" when a grounded teacher only explained a given label
     explanation: str
     raw: str
     parse_error: str | None
     request_hash: str
     truncated: bool
-
-
-def _ask(
-    kind: str,
-    prompts: list[str],
-    variant: PromptVariant,
-    endpoint: TeacherEndpoint,
-    cache: RequestCache,
-    usage: TeacherUsage,
-    parse: Callable[[int, str], object],
-    cue: str,
-    cue_tokens: int,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[list[TeacherRequest], list[str], list]:
-    """Send prompts and parse the answers. With the completions API, an answer that stops before
-    its verdict gets one short follow-up request: the prompt, the explanation it wrote, then `cue`
-    (e.g. "Relevance:"); both requests are cached like any other."""
-    params = variant.request_params(kind)
-    requests = [make_request(variant.api, p, params) for p in prompts]
-    raws = [r.text for r in complete_all(endpoint, requests, cache, usage, progress)]
-    parsed = [parse(i, raw) for i, raw in enumerate(raws)]
-    retry = [i for i, p in enumerate(parsed) if verdict_missing(p) and variant.api == "completions"]
-    if retry:
-        cue_params = {**variant.teacher_params, "max_tokens": cue_tokens, "stop": ["\n"]}
-        follow_ups = [make_request("completions", f"{prompts[i]} {parsed[i].explanation}\n{cue}", cue_params) for i in retry]
-        for i, answer in zip(retry, complete_all(endpoint, follow_ups, cache, usage)):
-            parsed[i] = parse(i, f"{parsed[i].explanation}\n{cue}{answer.text}")
-            raws[i] = f"{raws[i]}\n[follow-up] {cue}{answer.text}"
-    return requests, raws, parsed
-
-
-def judge_direct(
-    pairs: list[JudgePair],
-    variant: PromptVariant,
-    endpoint: TeacherEndpoint,
-    cache: RequestCache,
-    usage: TeacherUsage,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Judgment]:
-    """Direct relevance reasoning: an explanation, then a graded label."""
-    prompts, truncated = [], []
-    for pair in pairs:
-        document, cut = variant.prepare_document(pair.document)
-        prompts.append(variant.render("direct", query=pair.query, document=document))
-        truncated.append(cut)
-    requests, raws, parsed = _ask(
-        "direct", prompts, variant, endpoint, cache, usage, lambda i, t: parse_direct(t, variant.labels), "Relevance:", 3,
-        progress,
-    )
-    return [
-        Judgment(pair.query_id, pair.doc_id, p.label, p.explanation, raw, p.error, req.cache_key(endpoint.model), cut)
-        for pair, p, raw, req, cut in zip(pairs, parsed, raws, requests, truncated)
-    ]
 
 
 @dataclass(frozen=True)
@@ -289,34 +336,6 @@ class Comparison:
     request_hash: str
 
 
-def compare_pairs(
-    pairs: list[ComparisonPair],
-    queries: dict[str, str],
-    documents: dict[str, str],
-    variant: PromptVariant,
-    endpoint: TeacherEndpoint,
-    cache: RequestCache,
-    usage: TeacherUsage,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Comparison]:
-    """Comparison reasoning (R2R): which of two candidates is more relevant, and why."""
-    prompts = [
-        variant.render("comparison", query=queries[p.query_id], document_a=variant.prepare_document(documents[p.doc_a])[0],
-                       document_b=variant.prepare_document(documents[p.doc_b])[0])
-        for p in pairs
-    ]
-    requests, raws, parsed = _ask(
-        "comparison", prompts, variant, endpoint, cache, usage, lambda i, t: parse_comparison(t), "Preferred:", 3,
-        progress,
-    )
-    return [
-        Comparison(p.query_id, p.doc_a, p.doc_b, p.reason, p.swapped,
-                   {"A": p.doc_a, "B": p.doc_b}.get(r.preferred), r.explanation, raw, r.error,
-                   req.cache_key(endpoint.model))
-        for p, r, raw, req in zip(pairs, parsed, raws, requests)
-    ]
-
-
 @dataclass(frozen=True)
 class WindowRanking:
     query_id: str
@@ -331,40 +350,90 @@ class WindowRanking:
     request_hash: str
 
 
-def rank_listwise(
-    candidates: dict[str, list[str]],
-    queries: dict[str, str],
-    documents: dict[str, str],
-    variant: PromptVariant,
-    endpoint: TeacherEndpoint,
-    cache: RequestCache,
-    usage: TeacherUsage,
-    window: int,
-    stride: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[WindowRanking], dict[str, list[str]]]:
-    """Listwise ranking with reasoning over RankGPT-style sliding windows (bottom to top). Each
-    round sends the next window of every query at once; returns every window's answer and the
-    final order per query."""
-    order = {q: list(docs) for q, docs in candidates.items()}
-    plans = {q: sliding_windows(len(docs), window, stride) for q, docs in candidates.items() if docs}
-    results: list[WindowRanking] = []
-    for round_index in range(max((len(w) for w in plans.values()), default=0)):
-        active = [q for q in sorted(plans) if round_index < len(plans[q])]
-        spans = [plans[q][round_index] for q in active]
-        inputs = [order[q][start:end] for q, (start, end) in zip(active, spans)]
-        prompts = [
-            variant.render("listwise", query=queries[q], documents=[
-                {"id": i, "text": variant.prepare_document(documents[d])[0]} for i, d in enumerate(docs, start=1)])
-            for q, docs in zip(active, inputs)
+class Teacher:
+    """One prompt variant's teacher for a run: the endpoint, the request cache and the usage, with
+    direct judgments (`judge`), pairwise comparisons (`compare`) and listwise windows (`rank`)."""
+
+    def __init__(self, endpoint: TeacherEndpoint, variant: PromptVariant, cache: RequestCache,
+                 progress: Callable[[Progress], None] | None = None):
+        self.endpoint, self.variant, self.cache, self.progress = endpoint, variant, cache, progress
+        self.usage = TeacherUsage()
+
+    def _ask(self, kind: str, prompts: list[str], parse: Callable[[int, str], object], cue: str,
+             cue_tokens: int) -> tuple[list[TeacherRequest], list[str], list]:
+        """Send prompts and parse the answers. With the completions API, an answer that stops before
+        its verdict gets one short follow-up request: the prompt, the explanation it wrote, then `cue`
+        (e.g. "Relevance:"); both requests are cached like any other."""
+        variant = self.variant
+        requests = [make_request(variant.api, p, variant.request_params(kind)) for p in prompts]
+        raws = [r.text for r in complete_all(self.endpoint, requests, self.cache, self.usage, self.progress)]
+        parsed = [parse(i, raw) for i, raw in enumerate(raws)]
+        retry = [i for i, p in enumerate(parsed) if verdict_missing(p) and variant.api == "completions"]
+        if retry:
+            cue_params = {**variant.teacher_params, "max_tokens": cue_tokens, "stop": ["\n"]}
+            follow_ups = [make_request("completions", f"{prompts[i]} {parsed[i].explanation}\n{cue}", cue_params)
+                          for i in retry]
+            for i, answer in zip(retry, complete_all(self.endpoint, follow_ups, self.cache, self.usage)):
+                parsed[i] = parse(i, f"{parsed[i].explanation}\n{cue}{answer.text}")
+                raws[i] = f"{raws[i]}\n[follow-up] {cue}{answer.text}"
+        return requests, raws, parsed
+
+    def judge(self, pairs: list[JudgePair]) -> list[Judgment]:
+        """Direct relevance reasoning: an explanation, then a graded label; for a pair with a gold
+        label (grounded variant), only the explanation of that label."""
+        variant, prompts, truncated = self.variant, [], []
+        for pair in pairs:
+            document, cut = variant.prepare_document(pair.document)
+            prompts.append(variant.render("direct", query=pair.query, document=document, label=pair.gold_label))
+            truncated.append(cut)
+
+        def parse(i: int, text: str) -> ParsedDirect:
+            gold = pairs[i].gold_label
+            return parse_direct(text, variant.labels) if gold is None else parse_explanation(text, gold)
+
+        requests, raws, parsed = self._ask("direct", prompts, parse, "Relevance:", 3)
+        return [
+            Judgment(pair.query_id, pair.doc_id, pair.split, p.label, "teacher" if pair.gold_label is None else "qrels",
+                     p.explanation, raw, p.error, req.cache_key(self.endpoint.model), cut)
+            for pair, p, raw, req, cut in zip(pairs, parsed, raws, requests, truncated)
         ]
-        requests, raws, parsed = _ask(
-            "listwise", prompts, variant, endpoint, cache, usage, lambda i, t: parse_ranking(t, len(inputs[i])),
-            "Ranking:", 8 * window, progress,
-        )
-        for q, (start, end), docs, req, raw, p in zip(active, spans, inputs, requests, raws, parsed):
-            ranked = [docs[i] for i in p.order]
-            order[q][start:end] = ranked
-            results.append(WindowRanking(q, round_index, start + 1, docs, ranked, p.explanation, raw, p.error,
-                                         p.repaired, req.cache_key(endpoint.model)))
-    return results, order
+
+    def compare(self, pairs: list[ComparisonPair], queries: dict[str, str], documents: dict[str, str]) -> list[Comparison]:
+        """Comparison reasoning (R2R): which of two candidates is more relevant, and why."""
+        prepare = self.variant.prepare_document
+        prompts = [self.variant.render("comparison", query=queries[p.query_id], document_a=prepare(documents[p.doc_a])[0],
+                                       document_b=prepare(documents[p.doc_b])[0]) for p in pairs]
+        requests, raws, parsed = self._ask("comparison", prompts, lambda i, t: parse_comparison(t), "Preferred:", 3)
+        return [
+            Comparison(p.query_id, p.doc_a, p.doc_b, p.reason, p.swapped, {"A": p.doc_a, "B": p.doc_b}.get(r.preferred),
+                       r.explanation, raw, r.error, req.cache_key(self.endpoint.model))
+            for p, r, raw, req in zip(pairs, parsed, raws, requests)
+        ]
+
+    def rank(self, candidates: dict[str, list[str]], queries: dict[str, str],
+             documents: dict[str, str]) -> tuple[list[WindowRanking], dict[str, list[str]]]:
+        """Listwise ranking with reasoning over RankGPT-style sliding windows (bottom to top). Each
+        round sends the next window of every query at once; returns every window's answer and the
+        final order per query."""
+        window, stride = int(self.variant.listwise["window"]), int(self.variant.listwise["stride"])
+        order = {q: list(docs) for q, docs in candidates.items()}
+        plans = {q: sliding_windows(len(docs), window, stride) for q, docs in candidates.items() if docs}
+        results: list[WindowRanking] = []
+        for round_index in range(max((len(w) for w in plans.values()), default=0)):
+            active = [q for q in sorted(plans) if round_index < len(plans[q])]
+            spans = [plans[q][round_index] for q in active]
+            inputs = [order[q][start:end] for q, (start, end) in zip(active, spans)]
+            prompts = [
+                self.variant.render("listwise", query=queries[q], documents=[
+                    {"id": i, "text": self.variant.prepare_document(documents[d])[0]} for i, d in enumerate(docs, start=1)])
+                for q, docs in zip(active, inputs)
+            ]
+            sizes = [len(docs) for docs in inputs]
+            requests, raws, parsed = self._ask("listwise", prompts, lambda i, t: parse_ranking(t, sizes[i]),  # noqa: B023
+                                               "Ranking:", 8 * window)
+            for q, (start, end), docs, req, raw, p in zip(active, spans, inputs, requests, raws, parsed):
+                ranked = [docs[i] for i in p.order]
+                order[q][start:end] = ranked
+                results.append(WindowRanking(q, round_index, start + 1, docs, ranked, p.explanation, raw, p.error,
+                                             p.repaired, req.cache_key(self.endpoint.model)))
+        return results, order

@@ -1,55 +1,46 @@
-"""R2R student training: LoRA on a causal LM with α·L_pairwise + β·L_listwise + γ·L_gen."""
+"""R2R student training: epochs over query groups with R2R's pairwise, listwise and generation
+losses plus the label token's cross-entropy (pointwise, which keeps the label distribution from
+collapsing to one label, where the expected-label score stops carrying gradient), with warmup and
+decay, gradient accumulation, dev-slice selection of the best checkpoint, early stopping and a time
+budget."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from rr_assets.core.student_format import (
+from rr_assets.core.fusion import choose_fusion_weight
+from rr_assets.core.metrics import ndcg_at_10, reranked
+from rr_assets.core.settings import StudentSettings
+from rr_assets.core.student_model import (
+    Precision,
     StudentExample,
+    StudentInfo,
+    encode,
+    expected_label,
     explain_prefix,
     explain_text,
+    generation_loss,
+    label_logits,
     label_token_ids,
+    load_base_model,
+    load_tokenizer,
+    score_pairs,
     score_text,
 )
 
-
-@dataclass(frozen=True)
-class TrainSettings:
-    steps: int = 6
-    learning_rate: float = 3e-4
-    group_size: int = 4
-    max_doc_words: int = 90
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 1.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    labels: tuple[int, ...] = (0, 1, 2)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    steps: int
-    losses: list[dict]
-    seconds: float
-    device: str
-    trainable_parameters: int
-
+# --- losses ------------------------------------------------------------------------------------
 
 def preference_matrix(group: list[StudentExample], preferences: frozenset[tuple[str, str, str]]) -> torch.Tensor:
-    """preferred[i, j]: the teacher prefers document i to document j for the group's query, by its
-    labels or by its (swap-consistent) comparison reasoning, given as (query, preferred, other)."""
+    """preferred[i, j]: document i beats document j for the group's query, by its label or by the
+    teacher's (swap-consistent) comparison reasoning, given as (query, preferred, other)."""
     return torch.tensor([[a.label > b.label or (a.query_id, a.doc_id, b.doc_id) in preferences for b in group]
                          for a in group])
 
@@ -62,127 +53,256 @@ def pairwise_loss(scores: torch.Tensor, better: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(differences[better]).mean()
 
 
-def listwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def listwise_label_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """ListNet: cross-entropy between softmax(labels) and softmax(scores)."""
     target = torch.softmax(labels.float(), dim=-1)
     return -(target * torch.log_softmax(scores, dim=-1)).sum()
 
 
-def expected_label(label_logits: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
-    """Score = E[label] under the softmax over the label tokens' logits."""
-    values = torch.tensor(labels, dtype=label_logits.dtype, device=label_logits.device)
-    return (torch.softmax(label_logits, dim=-1) * values).sum(-1)
+def listwise_order_loss(scores: torch.Tensor, order: list[int]) -> torch.Tensor:
+    """Plackett–Luce (ListMLE): −log P(the teacher's order | scores), over the documents it ranked
+    (`order` indexes `scores`, best first), averaged per position."""
+    ordered = scores[order]
+    tails = torch.logcumsumexp(ordered.flip(0), dim=0).flip(0)
+    return -(ordered - tails)[:-1].mean()
 
 
-def label_position_logits(model, tokenizer, texts: list[str], label_ids: list[int]):
-    """Logits of the label tokens at the position that predicts the final (label) token of each text.
-    Texts are never truncated here (that would cut the label): documents are clipped beforehand."""
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    batch = {k: v.to(model.device) for k, v in batch.items()}
-    logits = model(**batch).logits
-    positions = batch["attention_mask"].sum(dim=1) - 2
-    rows = torch.arange(logits.shape[0], device=logits.device)
-    return logits[rows, positions][:, label_ids]
+def listwise_loss(scores: torch.Tensor, group: list[StudentExample], teacher_order: list[str] | None) -> tuple[torch.Tensor, str]:
+    """The teacher's window order when it ranked at least two of the group's documents, else the labels."""
+    if teacher_order:
+        position = {doc_id: i for i, doc_id in enumerate(teacher_order)}
+        ranked = sorted((i for i, e in enumerate(group) if e.doc_id in position), key=lambda i: position[group[i].doc_id])
+        if len(ranked) >= 2:
+            return listwise_order_loss(scores, ranked), "teacher_order"
+    labels = torch.tensor([e.label for e in group], device=scores.device)
+    return listwise_label_loss(scores, labels), "labels"
 
 
-def generation_loss(model, tokenizer, texts: list[str], prompt_lengths: list[int]):
-    """Cross-entropy on the explanation and label tokens only (prompt tokens are masked)."""
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    batch = {k: v.to(model.device) for k, v in batch.items()}
-    targets = batch["input_ids"].clone()
-    targets[batch["attention_mask"] == 0] = -100
-    for row, length in enumerate(prompt_lengths):
-        targets[row, :length] = -100
-    return model(**batch, labels=targets).loss
+# --- data --------------------------------------------------------------------------------------
 
-
-def training_groups(examples: list[StudentExample], group_size: int, seed: int) -> list[list[StudentExample]]:
-    """Per query, groups of candidates that mix labels (a group of one label teaches no ranking)."""
+def training_groups(examples: list[StudentExample], group_size: int, rng: random.Random) -> list[list[StudentExample]]:
+    """Per query, one group per document with the query's top label: that document first, then up
+    to `group_size` − 1 documents with lower labels, sampled. A query whose documents share one
+    label still gives groups (of up to `group_size`): they teach the label, not a ranking."""
     by_query: dict[str, list[StudentExample]] = {}
     for ex in examples:
         by_query.setdefault(ex.query_id, []).append(ex)
-    rng = random.Random(seed)
     groups = []
     for query_id in sorted(by_query):
         items = sorted(by_query[query_id], key=lambda e: e.doc_id)
-        rng.shuffle(items)
-        for start in range(0, len(items), group_size):
-            group = items[start : start + group_size]
-            if len(group) >= 2 and len({e.label for e in group}) >= 2:
-                groups.append(group)
+        top = max(e.label for e in items)
+        lower = [e for e in items if e.label < top]
+        if not lower:
+            rng.shuffle(items)
+            groups += [items[i : i + group_size] for i in range(0, len(items), group_size)]
+            continue
+        for best in (e for e in items if e.label == top):
+            groups.append([best, *rng.sample(lower, min(len(lower), group_size - 1))])
     rng.shuffle(groups)
     return groups
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+@dataclass(frozen=True)
+class DevSet:
+    """Dev-slice queries for model selection: top candidates as (doc id, text, first-stage score)."""
+
+    queries: dict[str, str]
+    candidates: dict[str, list[tuple[str, str, float]]]
+    qrels: dict[str, dict[str, int]]
+
+    def first_stage_run(self) -> dict[str, dict[str, float]]:
+        return {q: {d: s for d, _, s in docs} for q, docs in self.candidates.items()}
 
 
-def train_lora(
-    base_model_dir: str | Path,
-    examples: list[StudentExample],
-    settings: TrainSettings,
-    out_dir: str | Path,
-    log: Callable[[dict], None] | None = None,
-    preferences: frozenset[tuple[str, str, str]] = frozenset(),
-) -> TrainResult:
-    """Train a LoRA adapter for `settings.steps` optimizer steps and save it to `out_dir`.
-    `preferences` (query, preferred doc, other doc) from comparison reasoning join the pairwise loss."""
+def dev_ndcg(reranker, dev: DevSet, batch_size: int) -> float:
+    """nDCG@10 of a reranker (anything with `score(pairs, batch_size)`) on the dev slice."""
+    keys = [(q, d) for q in sorted(dev.candidates) for d, _, _ in dev.candidates[q]]
+    pairs = [(dev.queries[q], text) for q in sorted(dev.candidates) for _, text, _ in dev.candidates[q]]
+    scores: dict[str, dict[str, float]] = {}
+    for (q, d), value in zip(keys, reranker.score(pairs, batch_size)):
+        scores.setdefault(q, {})[d] = value
+    return ndcg_at_10(dev.qrels, reranked(dev.first_stage_run(), scores))
+
+
+@dataclass
+class TrainResult:
+    optimizer_steps: int = 0
+    epochs: float = 0.0
+    seconds: float = 0.0
+    precision: str = ""
+    trainable_parameters: int = 0
+    stop_reason: str = "finished"
+    listwise_groups: dict[str, int] = field(default_factory=dict)  # groups trained per listwise target
+    curve: list[dict] = field(default_factory=list)
+    dev_curve: list[dict] = field(default_factory=list)
+    best_step: int = 0
+    best_dev_ndcg: float | None = None
+    first_stage_dev_ndcg: float | None = None
+    fusion_weight: float | None = None
+    fusion_dev_ndcg: float | None = None
+
+
+# --- the trainer -------------------------------------------------------------------------------
+
+def _adapted_model(base_model_dir: str | Path, settings: StudentSettings, precision: Precision):
+    model = load_base_model(base_model_dir, precision)
+    if settings.lora_r == 0:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = "embed_tokens" not in name and "lm_head" not in name
+        return model
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.manual_seed(settings.seed)
-    device = pick_device()
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
-    tokenizer.padding_side = "right"
-    model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=dtype).to(device)
-    if device.type == "cuda":
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    lora = LoraConfig(
-        r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules=list(settings.target_modules),
-        lora_dropout=0.0, task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
-    model.train()
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
-    label_ids = label_token_ids(tokenizer, settings.labels)
-    groups = training_groups(examples, settings.group_size, settings.seed)
-    if not groups:
-        raise ValueError("no training group has two different teacher labels; judge more candidates")
+    lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules=list(settings.lora_targets),
+                      lora_dropout=0.0, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
 
-    losses, started = [], time.monotonic()
-    for step in range(settings.steps):
-        group = groups[step % len(groups)]
-        labels = torch.tensor([e.label for e in group], device=device)
-        texts = [score_text(e.query, e.document, e.label, settings.max_doc_words) for e in group]
-        scores = expected_label(
-            label_position_logits(model, tokenizer, texts, label_ids).float(), settings.labels
-        )
-        better = preference_matrix(group, preferences).to(device)
-        l_pair, l_list = pairwise_loss(scores, better), listwise_loss(scores, labels)
-        gen_texts = [explain_text(e.query, e.document, e.explanation, e.label, settings.max_doc_words) for e in group]
-        prompt_lengths = [
-            len(tokenizer(explain_prefix(e.query, e.document, settings.max_doc_words))["input_ids"]) for e in group
-        ]
-        l_gen = generation_loss(model, tokenizer, gen_texts, prompt_lengths)
-        loss = settings.alpha * l_pair + settings.beta * l_list + settings.gamma * l_gen
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        record = {"step": step + 1, "loss": loss.item(), "pairwise": l_pair.item(),
-                  "listwise": l_list.item(), "generation": l_gen.item()}
-        if not all(math.isfinite(v) for v in record.values()):
-            raise FloatingPointError(f"non-finite loss at step {step + 1}: {record}")
-        losses.append(record)
-        if log:
-            log(record)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / "train_settings.json").write_text(json.dumps(asdict(settings), indent=2))
-    return TrainResult(settings.steps, losses, time.monotonic() - started, device.type, trainable)
+class StudentTrainer:
+    """Trains a student from a base model folder; `log(kind, record)` receives every optimizer
+    step ("train") and dev evaluation ("dev")."""
+
+    def __init__(self, base_model_dir: str | Path, settings: StudentSettings, labels: tuple[int, ...],
+                 precision: Precision, log: Callable[[str, dict], None] | None = None):
+        self.base_model_dir, self.settings, self.labels = str(base_model_dir), settings, labels
+        self.precision, self.log = precision, log or (lambda kind, record: None)
+
+    def _dev_scores(self, model, tokenizer, label_ids, dev: DevSet) -> dict[str, dict[str, float]]:
+        pairs = [(dev.queries[q], text) for q in sorted(dev.candidates) for _, text, _ in dev.candidates[q]]
+        values = iter(score_pairs(model, tokenizer, label_ids, self.labels, self.settings.student_doc_words, pairs,
+                                  self.settings.score_batch_size, self.precision))
+        return {q: {d: next(values) for d, _, _ in dev.candidates[q]} for q in sorted(dev.candidates)}
+
+    def train(self, examples: list[StudentExample], out_dir: str | Path, dev: DevSet | None = None,
+              preferences: frozenset[tuple[str, str, str]] = frozenset(),
+              teacher_orders: dict[str, list[str]] | None = None) -> TrainResult:
+        """Train, keep the best state by dev nDCG@10 (the last one without a dev set), save it to
+        `out_dir` with its StudentInfo, and choose the fusion weight on the dev slice."""
+        s, teacher_orders = self.settings, teacher_orders or {}
+        torch.manual_seed(s.seed)
+        started = time.monotonic()
+        deadline = started + s.time_budget_minutes * 60 if s.time_budget_minutes > 0 else math.inf
+        tokenizer = load_tokenizer(self.base_model_dir)
+        model = _adapted_model(self.base_model_dir, s, self.precision)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        result = TrainResult(precision=self.precision.name, trainable_parameters=sum(p.numel() for p in trainable))
+        label_ids = label_token_ids(tokenizer, self.labels)
+        rng = random.Random(s.seed)
+        groups_per_epoch = len(training_groups(examples, s.group_size, random.Random(s.seed)))
+        if not groups_per_epoch:
+            raise ValueError("no training examples: the training table of this variant is empty")
+        per_step = s.batch_groups * s.gradient_accumulation
+        total_steps = max(1, s.epochs * math.ceil(groups_per_epoch / per_step))
+        from transformers import get_linear_schedule_with_warmup
+
+        optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
+        schedule = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+        first_stage = dev.first_stage_run() if dev else None
+        best_state, best_scores, stale_evals = None, None, 0
+
+        def evaluate(step: int) -> bool:
+            """Score the dev slice; keep the state if it is the best so far. False = stop (patience)."""
+            nonlocal best_state, best_scores, stale_evals
+            model.eval()
+            scores = self._dev_scores(model, tokenizer, label_ids, dev)
+            model.train()
+            value = ndcg_at_10(dev.qrels, reranked(first_stage, scores))
+            improved = result.best_dev_ndcg is None or value > result.best_dev_ndcg
+            if improved:
+                result.best_dev_ndcg, result.best_step, best_scores, stale_evals = value, step, scores, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                              if k in trainable_names}
+            else:
+                stale_evals += 1
+            record = {"step": step, "dev_nDCG@10": value, "best": result.best_dev_ndcg,
+                      "seconds": round(time.monotonic() - started, 1)}
+            result.dev_curve.append(record)
+            self.log("dev", record)
+            return stale_evals < s.patience
+
+        trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
+        if dev:
+            result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, first_stage)
+            evaluate(0)
+        model.train()
+        step, micro, pairs_seen = 0, 0, 0
+        window = {"loss": 0.0, "pointwise": 0.0, "pairwise": 0.0, "listwise": 0.0, "generation": 0.0}
+        stop = None
+        for epoch in range(s.epochs):
+            groups = training_groups(examples, s.group_size, rng)
+            for start in range(0, len(groups), s.batch_groups):
+                if time.monotonic() > deadline:
+                    stop = "time budget"
+                    break
+                batch = groups[start : start + s.batch_groups]
+                with self.precision.autocast():
+                    losses = self._losses(model, tokenizer, label_ids, batch, preferences, teacher_orders, result)
+                loss = (s.pointwise_weight * losses["pointwise"] + s.pairwise_weight * losses["pairwise"]
+                        + s.listwise_weight * losses["listwise"] + s.generation_weight * losses["generation"])
+                (loss / s.gradient_accumulation).backward()
+                for key, value in [("loss", loss), *losses.items()]:
+                    window[key] += float(value.detach()) / s.gradient_accumulation
+                pairs_seen += sum(len(g) for g in batch)
+                micro += 1
+                if micro % s.gradient_accumulation and start + s.batch_groups < len(groups):
+                    continue
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                record = {"step": step, "epoch": round(epoch + (start + len(batch)) / len(groups), 3),
+                          "lr": schedule.get_last_lr()[0], **window,
+                          "pairs_per_s": round(pairs_seen / (time.monotonic() - started), 2)}
+                if not all(math.isfinite(v) for v in window.values()):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {record}")
+                result.curve.append(record)
+                self.log("train", record)
+                window = dict.fromkeys(window, 0.0)
+                if dev and step % s.eval_every == 0 and not evaluate(step):
+                    stop = "early stopping"
+                    break
+            if stop:
+                break
+        result.optimizer_steps, result.stop_reason = step, stop or "finished"
+        result.epochs = result.curve[-1]["epoch"] if result.curve else 0.0
+        if dev and (not result.dev_curve or result.dev_curve[-1]["step"] != step) and step:
+            evaluate(step)
+        if best_state is not None:
+            model.load_state_dict(best_state, strict=False)
+        if dev and best_scores is not None:
+            result.fusion_weight, result.fusion_dev_ndcg = choose_fusion_weight(dev.qrels, first_stage, best_scores)
+        self._save(model, tokenizer, Path(out_dir), result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _losses(self, model, tokenizer, label_ids, batch, preferences, teacher_orders, result) -> dict[str, torch.Tensor]:
+        s = self.settings
+        texts = [score_text(e.query, e.document, e.label, s.student_doc_words) for g in batch for e in g]
+        logits = label_logits(model, encode(tokenizer, texts, self.precision.device), label_ids)
+        scores = expected_label(logits, self.labels)
+        targets = torch.tensor([self.labels.index(e.label) for g in batch for e in g], device=logits.device)
+        pairwise, listwise, offset = [], [], 0
+        for group in batch:
+            group_scores = scores[offset : offset + len(group)]
+            offset += len(group)
+            pairwise.append(pairwise_loss(group_scores, preference_matrix(group, preferences).to(scores.device)))
+            value, target = listwise_loss(group_scores, group, teacher_orders.get(group[0].query_id))
+            listwise.append(value)
+            result.listwise_groups[target] = result.listwise_groups.get(target, 0) + 1
+        explained = [e for g in batch for e in [x for x in g if x.explanation][: s.generation_docs_per_group]]
+        if explained and s.generation_weight > 0:
+            gen_texts = [explain_text(e.query, e.document, e.explanation, e.label, s.student_doc_words) for e in explained]
+            prompt_lengths = [len(tokenizer(explain_prefix(e.query, e.document, s.student_doc_words))["input_ids"])
+                              for e in explained]
+            generation = generation_loss(model, encode(tokenizer, gen_texts, self.precision.device), prompt_lengths)
+        else:
+            generation = scores.sum() * 0.0
+        return {"pointwise": F.cross_entropy(logits, targets), "pairwise": torch.stack(pairwise).mean(),
+                "listwise": torch.stack(listwise).mean(), "generation": generation}
+
+    def _save(self, model, tokenizer, out_dir: Path, result: TrainResult) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        StudentInfo(self.base_model_dir, self.labels, self.settings.student_doc_words,
+                    "full" if self.settings.lora_r == 0 else "lora", result.fusion_weight).write(out_dir)

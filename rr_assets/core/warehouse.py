@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pandas as pd
@@ -56,9 +56,21 @@ class Warehouse:
         finally:
             con.close()
 
-    def fetch_df(self, sql: str, params: dict | list | None = None) -> pd.DataFrame:
+    def query(self, name: str, params: dict) -> pd.DataFrame:
+        """Run the query rr_assets/sql/<name>.sql with named parameters."""
         with self.connect() as con:
-            return con.execute(sql, params or []).df()
+            return con.execute(named_sql(name), params).df()
+
+    def execute(self, name: str, params: dict) -> None:
+        """Run the statement rr_assets/sql/<name>.sql with named parameters, in its own transaction."""
+        with self.connect() as con:
+            con.execute(named_sql(name), params)
+
+    def partition_rows(self, table: str, where: dict[str, str]) -> pd.DataFrame:
+        """Every row of `table` matching `where`."""
+        with self.connect() as con:
+            return con.execute(f"SELECT * FROM {checked_identifier(table)} WHERE {where_clause(where)}",
+                               list(where.values())).df()
 
     def replace_rows(self, table: str, where: dict[str, str], frame: pd.DataFrame) -> int:
         """Replace the rows of `table` matching `where` by `frame`, in one transaction:
@@ -90,6 +102,14 @@ class Warehouse:
         return f"{row[0]}-{int(row[1]) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
+REF_PATTERN = re.compile(r"\{\{\s*ref\(\s*['\"]([a-z_][a-z0-9_]*)['\"]\s*\)\s*\}\}")
+
+
+def compile_refs(sql: str) -> str:
+    """`{{ ref('table') }}` → table (a checked identifier); the SQL of models and queries alike."""
+    return REF_PATTERN.sub(lambda m: checked_identifier(m.group(1)), sql)
+
+
 def named_sql(name: str) -> str:
-    """A statement from rr_assets/sql/<name>.sql (reads the pipeline makes; values are parameters)."""
-    return (SQL_DIR / f"{name}.sql").read_text()
+    """A query from rr_assets/sql/<name>.sql, refs compiled (values stay parameters)."""
+    return compile_refs((SQL_DIR / f"{name}.sql").read_text())

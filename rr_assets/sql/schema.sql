@@ -1,4 +1,4 @@
--- Tables written by Python stages; the derived training tables live in dbt_like_sql/.
+-- Tables written by Python stages; the derived tables (splits, training tables) live in dbt_like_sql/.
 CREATE TABLE IF NOT EXISTS corpus (
     collection VARCHAR NOT NULL, doc_id VARCHAR NOT NULL, title VARCHAR, text VARCHAR NOT NULL,
     PRIMARY KEY (collection, doc_id)
@@ -9,9 +9,9 @@ CREATE TABLE IF NOT EXISTS queries (
 );
 CREATE TABLE IF NOT EXISTS qrels (
     collection VARCHAR NOT NULL, query_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL,
-    relevance INTEGER NOT NULL, PRIMARY KEY (collection, query_id, doc_id)
+    relevance INTEGER NOT NULL, split VARCHAR NOT NULL, PRIMARY KEY (collection, query_id, doc_id)
 );
-CREATE TABLE IF NOT EXISTS candidates (
+CREATE TABLE IF NOT EXISTS first_stage_candidates (
     collection VARCHAR NOT NULL, query_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL,
     rank INTEGER NOT NULL, score DOUBLE NOT NULL, PRIMARY KEY (collection, query_id, doc_id)
 );
@@ -22,8 +22,9 @@ CREATE TABLE IF NOT EXISTS teacher_requests (
 );
 CREATE TABLE IF NOT EXISTS teacher_judgments (
     collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
-    doc_id VARCHAR NOT NULL, label INTEGER, explanation VARCHAR, raw VARCHAR NOT NULL,
-    parse_error VARCHAR, request_hash VARCHAR NOT NULL, model VARCHAR NOT NULL, truncated BOOLEAN NOT NULL,
+    doc_id VARCHAR NOT NULL, split VARCHAR NOT NULL, label INTEGER, label_source VARCHAR NOT NULL,
+    explanation VARCHAR, raw VARCHAR NOT NULL, parse_error VARCHAR, request_hash VARCHAR NOT NULL,
+    model VARCHAR NOT NULL, truncated BOOLEAN NOT NULL,
     PRIMARY KEY (collection, prompt_variant, query_id, doc_id)
 );
 CREATE TABLE IF NOT EXISTS teacher_comparisons (
@@ -41,9 +42,10 @@ CREATE TABLE IF NOT EXISTS teacher_rankings (
     PRIMARY KEY (collection, prompt_variant, query_id, window_index)
 );
 CREATE TABLE IF NOT EXISTS student_scores (
-    collection VARCHAR NOT NULL, checkpoint VARCHAR NOT NULL, query_id VARCHAR NOT NULL,
-    doc_id VARCHAR NOT NULL, score DOUBLE NOT NULL, rank INTEGER NOT NULL,
-    PRIMARY KEY (collection, checkpoint, query_id, doc_id)
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, checkpoint VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL, mode VARCHAR NOT NULL, query_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL,
+    score DOUBLE NOT NULL, rank INTEGER NOT NULL, explanation VARCHAR,
+    PRIMARY KEY (collection, prompt_variant, stage, mode, query_id, doc_id)
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     collection VARCHAR NOT NULL, file VARCHAR NOT NULL, line INTEGER NOT NULL, reason VARCHAR NOT NULL,
@@ -54,4 +56,9 @@ CREATE TABLE IF NOT EXISTS injection_probe (
     doc_id VARCHAR NOT NULL, payload VARCHAR NOT NULL, clean_label INTEGER NOT NULL, injected_label INTEGER,
     injected_raw VARCHAR NOT NULL, model VARCHAR NOT NULL,
     PRIMARY KEY (collection, prompt_variant, query_id, doc_id)
+);
+CREATE TABLE IF NOT EXISTS scoring_runs (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, stage VARCHAR NOT NULL, mode VARCHAR NOT NULL,
+    pairs INTEGER NOT NULL, queries INTEGER NOT NULL, seconds DOUBLE NOT NULL, pairs_per_s DOUBLE NOT NULL,
+    precision VARCHAR NOT NULL, PRIMARY KEY (collection, prompt_variant, stage, mode)
 );

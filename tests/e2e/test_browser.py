@@ -2,6 +2,7 @@
 partition's materialisation, see it succeed, open the teacher's asset checks and the checkpoint's
 lineage. Screenshots are kept in test-artifacts/browser/ (RR_TEST_ARTIFACTS overrides)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -45,7 +46,5 @@ def test_operating_the_pipeline_in_the_dagster_ui(pipeline):
         _, alive = psutil.wait_procs(tree, timeout=30)
         assert not alive, [p.cmdline() for p in alive]
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(ui.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

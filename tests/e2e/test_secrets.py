@@ -16,7 +16,7 @@ from tests.proxy import RecordingProxy
 
 pytestmark = pytest.mark.e2e
 SELECTION = " or ".join(f"key:{k}" for k in (
-    "corpus", "queries", "qrels", "bm25_index", "bm25_candidates", "prompt_templates", "teacher_judgments",
+    "corpus", "queries", "qrels", "bm25_index", "first_stage_candidates", "splits", "teacher_judgments",
     "teacher_comparisons", "teacher_rankings", "teacher_injection_probe"))
 
 
@@ -24,8 +24,8 @@ def test_planted_key_is_used_but_never_recorded(tmp_path, teacher_url):
     key = f"sk-rr-planted-{secrets.token_hex(16)}"
     proxy = RecordingProxy(teacher_url)
     config_path = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
-                               teacher={"base_url": proxy.start(), "depth": 3, "max_queries": 3,
-                                        "api_key_env": "RR_PLANTED_KEY"})
+                               teacher={"base_url": proxy.start(), "judge_depth": 3, "train_queries": 3,
+                                        "eval_queries": 1, "api_key_env": "RR_PLANTED_KEY"})
     config = load_config(config_path)
     env = {**os.environ, "RR_PLANTED_KEY": key, "DAGSTER_HOME": str(tmp_path / "dagster"), "RR_HOME": config.home}
     (tmp_path / "dagster").mkdir()

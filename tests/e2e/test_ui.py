@@ -1,5 +1,6 @@
 """`rr ui` serves the Dagster UI on 127.0.0.1 and stops with its whole process tree on SIGTERM."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,7 +53,5 @@ def test_ui_starts_and_stops_without_orphans(tmp_path, stop_signal):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(ui.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

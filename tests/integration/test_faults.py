@@ -1,7 +1,10 @@
 """Faults injected by a proxy in front of the real llama.cpp server: every run completes or fails
 saying what happened, a re-run completes, and no answer that reached rr is asked for again."""
 
+import os
 import re
+import signal
+import socket
 import threading
 import time
 
@@ -9,21 +12,21 @@ import pytest
 
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.prompts import load_variant
-from rr_assets.core.teacher import RequestCache, TeacherEndpoint, TeacherError, TeacherUsage, judge_direct
+from rr_assets.core.teacher import RequestCache, Teacher, TeacherEndpoint, TeacherError, TeacherUnreachable
 from rr_assets.core.warehouse import Warehouse
-from tests.conftest import PROJECT_ROOT
-from tests.integration.test_teacher import demo_pairs
+from tests.conftest import PROJECT_ROOT, demo_pairs
 from tests.proxy import Fault, RecordingProxy
 
 pytestmark = pytest.mark.integration
 VARIANT = load_variant(PROJECT_ROOT / "resources" / "prompts", "default")
 
 
-def run_through(proxy_url: str, warehouse: Warehouse, pairs: int = 4, timeout_s: float = 60.0, retries: int = 3):
-    endpoint = TeacherEndpoint(proxy_url, "gemma-3-270m", concurrency=2, timeout_s=timeout_s, max_retries=retries)
-    usage = TeacherUsage()
-    judgments = judge_direct(demo_pairs(pairs), VARIANT, endpoint, RequestCache(warehouse), usage)
-    return judgments, usage
+def run_through(url: str, warehouse: Warehouse, pairs: int = 4, timeout_s: float = 60.0, retries: int = 3,
+                server_failure=None):
+    endpoint = TeacherEndpoint(url, "gemma-3-270m", concurrency=2, timeout_s=timeout_s, max_retries=retries,
+                               server_failure=server_failure)
+    teacher = Teacher(endpoint, VARIANT, RequestCache(warehouse))
+    return teacher.judge(demo_pairs(pairs)), teacher.usage
 
 
 def assert_nothing_paid_twice(proxy: RecordingProxy) -> None:
@@ -79,8 +82,8 @@ def test_persistent_failure_says_what_happened_and_rerun_resumes(teacher_url, tm
 def test_server_killed_mid_run(gguf_path, tmp_path):
     warehouse = Warehouse(tmp_path / "w.duckdb")
     outcome: dict = {}
-    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "first.log") as url:
-        proxy = RecordingProxy(url)
+    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "first.log") as server:
+        proxy = RecordingProxy(server.base_url)
         proxy_url = proxy.start()
 
         def run():
@@ -96,14 +99,66 @@ def test_server_killed_mid_run(gguf_path, tmp_path):
         # leaving the block stops (kills) the server in the middle of the run
     worker.join(timeout=120)
     proxy.stop()
-    assert re.search(r"teacher requests failed \(\d+× (could not reach the teacher|the teacher did not answer "
-                     r"within the timeout|HTTP 5\d\d from the teacher)", outcome.get("error", "")), outcome
+    assert re.search(r"(teacher requests failed \(\d+× (could not reach the teacher|the teacher did not answer "
+                     r"within the timeout|HTTP 5\d\d from the teacher)|stopped answering: \d+ connection attempts)",
+                     outcome.get("error", "")), outcome
     paid = set(proxy.answered())
-    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "second.log") as url:
-        again = RecordingProxy(url)
+    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "second.log") as server:
+        again = RecordingProxy(server.base_url)
         try:
             judgments, _ = run_through(again.start(), warehouse, pairs=8)
         finally:
             again.stop()
     assert len(judgments) == 8
     assert not paid & {e.body_hash for e in again.exchanges}
+
+
+def test_embedded_server_killed_mid_run_fails_fast_and_the_rerun_sends_only_the_rest(gguf_path, tmp_path):
+    """SIGKILL the real llama.cpp server while requests are in flight: the supervisor notices, the
+    run stops in seconds naming the signal and the log, and nothing paid for is asked again."""
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    outcome: dict = {}
+    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "first.log") as server:
+        proxy = RecordingProxy(server.base_url)
+        url = proxy.start()
+
+        def run():
+            try:
+                run_through(url, warehouse, pairs=10, server_failure=server.failure)
+            except TeacherError as exc:
+                outcome["error"], outcome["type"], outcome["at"] = str(exc), type(exc), time.monotonic()
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        while len(proxy.answered()) < 2 and worker.is_alive():
+            time.sleep(0.05)
+        killed_at = time.monotonic()
+        os.kill(server.process.pid, signal.SIGKILL)
+        worker.join(timeout=60)
+        proxy.stop()
+    assert outcome["type"] is TeacherUnreachable
+    assert outcome["at"] - killed_at < 30
+    assert "exited with signal SIGKILL" in outcome["error"] and "Last lines of its log" in outcome["error"]
+    assert re.search(r"\d+ of the \d+ new answers arrived and are cached", outcome["error"])
+    paid = set(proxy.answered())
+    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "second.log") as server:
+        again = RecordingProxy(server.base_url)
+        try:
+            judgments, usage = run_through(again.start(), warehouse, pairs=10)
+        finally:
+            again.stop()
+    assert len(judgments) == 10 and usage.cache_hits >= len(paid)
+    assert not paid & {e.body_hash for e in again.exchanges}
+
+
+def test_nobody_listening_trips_the_circuit_breaker(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(TeacherUnreachable) as error:
+        run_through(f"http://127.0.0.1:{port}/v1", Warehouse(tmp_path / "w.duckdb"), pairs=12)
+    assert time.monotonic() - started < 30
+    message = str(error.value)
+    assert f"127.0.0.1:{port}" in message and "connection attempts in a row failed" in message
+    assert "0 of the 12 new answers arrived and are cached" in message

@@ -1,14 +1,15 @@
 import pytest
 
-from rr_assets.core.collections import Query, load_beir
-from rr_assets.core.retrieval import build_index, search, write_trec_run
-from tests.conftest import DEMO_DIR
+from rr_assets.core.collections import Query
+from rr_assets.core.first_stage import write_trec_run
+from rr_assets.core.retrieval import build_index, search
+from tests.conftest import demo_collection
 
 pytestmark = pytest.mark.integration
 
 
 def test_lucene_bm25_over_the_demo_collection(tmp_path):
-    collection = load_beir("demo", DEMO_DIR)
+    collection = demo_collection()
     assert build_index(collection.documents, tmp_path / "index") == len(collection.documents)
     doc = collection.documents[0]
     hits = search(tmp_path / "index", [Query("own", f"{doc.title} {doc.text}")], depth=10, k1=0.9, b=0.4)
@@ -20,6 +21,6 @@ def test_lucene_bm25_over_the_demo_collection(tmp_path):
 
 
 def test_rebuilding_replaces_the_index(tmp_path):
-    collection = load_beir("demo", DEMO_DIR)
+    collection = demo_collection()
     build_index(collection.documents, tmp_path / "index")
     assert build_index(collection.documents[:7], tmp_path / "index") == 7

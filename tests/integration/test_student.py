@@ -1,42 +1,137 @@
-"""Real LoRA steps on the embedded Gemma 3 270M weights, then scoring with the saved adapter."""
+"""The student on the real Gemma 3 270M weights: training teaches, both inference modes, RL refinement
+and the MLflow model registry."""
 
 import json
 import math
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from rr_assets.core.collections import load_beir
+from rr_assets.core.collections import CollectionSource, load_collection
+from rr_assets.core.registry import StudentRegistry
+from rr_assets.core.rl import GRPORefiner
 from rr_assets.core.scoring import StudentReranker
-from rr_assets.core.student_format import StudentExample
-from rr_assets.core.training import TrainSettings, train_lora
+from rr_assets.core.settings import RLSettings, StudentSettings
+from rr_assets.core.student_model import (
+    StudentExample,
+    choose_precision,
+    label_token_ids,
+    load_base_model,
+    load_tokenizer,
+    score_pairs,
+)
+from rr_assets.core.tracking import mlflow_run
+from rr_assets.core.training import StudentTrainer
 from tests.conftest import DEMO_DIR
 
 pytestmark = pytest.mark.integration
+LABELS = (0, 1, 2)
+SETTINGS = StudentSettings(epochs=8, group_size=4, batch_groups=2, gradient_accumulation=1, learning_rate=3e-4,
+                           warmup_ratio=0.0, student_doc_words=40, generation_weight=0.2, score_batch_size=8)
 
 
-def test_lora_training_saves_an_adapter_that_scores(hf_base_model, tmp_path):
-    collection = load_beir("demo", DEMO_DIR)
+def tiny_set() -> list[StudentExample]:
+    """Four demo queries, each with its best document (label 2) and three documents of another
+    domain (label 0); every judged document also carries an explanation."""
+    collection = load_collection(CollectionSource("demo", str(DEMO_DIR)))
     queries = {q.query_id: q.text for q in collection.queries}
     docs = {d.doc_id: d.text for d in collection.documents}
-    examples = [StudentExample(r.query_id, r.doc_id, queries[r.query_id], docs[r.doc_id], r.relevance,
-                               "The document explains the principle behind the question.")
-                for r in collection.qrels[:6]]
-    examples += [StudentExample(r.query_id, d.doc_id, queries[r.query_id], d.text, 0, "Unrelated topic.")
-                 for r, d in zip(collection.qrels[:6], collection.documents[-6:])]
-    settings = TrainSettings(steps=2, max_doc_words=40, group_size=3)
-    result = train_lora(hf_base_model, examples, settings, tmp_path / "ckpt")
-    assert result.steps == 2 and len(result.losses) == 2
-    assert all(math.isfinite(r["loss"]) and r["generation"] > 0 for r in result.losses)
-    assert (tmp_path / "ckpt" / "adapter_model.safetensors").exists()
-    assert 0 < result.trainable_parameters < 5_000_000
-    (tmp_path / "ckpt" / "card.json").write_text(json.dumps({"base_model_dir": str(hf_base_model)}))
+    best = {}
+    for r in sorted(collection.qrels, key=lambda r: -r.relevance):
+        best.setdefault(r.query_id, r.doc_id)
+    chosen = sorted(best)[:4]
+    examples = []
+    for i, q in enumerate(chosen):
+        domain = best[q].split("-")[0]
+        others = [d for d in sorted(docs) if not d.startswith(domain)][i * 3 : i * 3 + 3]
+        examples.append(StudentExample(q, best[q], queries[q], docs[best[q]], 2, "It explains the cause the query asks about."))
+        examples += [StudentExample(q, d, queries[q], docs[d], 0, "It is about another subject.") for d in others]
+    return examples
 
-    reranker = StudentReranker(tmp_path / "ckpt")
-    ex = examples[0]
-    scored = reranker.score(ex.query, [(e.doc_id, e.document) for e in examples[:4]], batch_size=2)
-    assert [s.doc_id for s in scored] == [e.doc_id for e in examples[:4]]
-    assert all(0.0 <= s.score <= 2.0 for s in scored)
-    alone = reranker.score(ex.query, [(ex.doc_id, ex.document)])[0].score
-    assert alone == pytest.approx(scored[0].score, abs=1e-4)  # padding does not change a score
-    explained = reranker.explain(ex.query, [(ex.doc_id, ex.document)], max_new_tokens=16)[0]
-    assert explained.explanation and 0.0 <= explained.score <= 2.0
+
+def separated(scores: dict[tuple[str, str], float], examples: list[StudentExample]) -> int:
+    """Queries whose positive outscores every one of their negatives."""
+    count = 0
+    for q in {e.query_id for e in examples}:
+        group = [e for e in examples if e.query_id == q]
+        positive = min(scores[q, e.doc_id] for e in group if e.label == 2)
+        if all(scores[q, e.doc_id] < positive for e in group if e.label == 0):
+            count += 1
+    return count
+
+
+@pytest.fixture(scope="module")
+def trained(hf_base_model, tmp_path_factory):
+    examples = tiny_set()
+    precision = choose_precision("auto")
+    out = tmp_path_factory.mktemp("student") / "ckpt"
+    result = StudentTrainer(hf_base_model, SETTINGS, LABELS, precision).train(examples, out)
+    return examples, out, result, precision
+
+
+def test_training_teaches_what_the_untrained_model_does_not_know(hf_base_model, trained):
+    examples, out, result, precision = trained
+    pairs = [(e.query, e.document) for e in examples]
+    tokenizer = load_tokenizer(hf_base_model)
+    base = load_base_model(hf_base_model, precision).eval()
+    before = score_pairs(base, tokenizer, label_token_ids(tokenizer, LABELS), LABELS, SETTINGS.student_doc_words, pairs,
+                         8, precision)
+    after = StudentReranker(out, precision).score(pairs, batch_size=8)
+    keyed = lambda values: {(e.query_id, e.doc_id): v for e, v in zip(examples, values)}
+    margin = lambda values: (sum(v for e, v in zip(examples, values) if e.label == 2) / 4
+                             - sum(v for e, v in zip(examples, values) if e.label == 0) / 12)
+    assert separated(keyed(after), examples) == 4
+    assert margin(after) > 0.8
+    assert separated(keyed(before), examples) < 4 or margin(before) < 0.3  # the base model alone does not
+    assert all(math.isfinite(r["loss"]) for r in result.curve) and result.optimizer_steps == 16
+    assert result.curve[-1]["pointwise"] < result.curve[0]["pointwise"]
+
+
+def test_padding_and_batching_do_not_change_a_score(trained):
+    examples, out, _, precision = trained
+    reranker = StudentReranker(out, precision)
+    pairs = [(e.query, e.document) for e in examples[:5]]
+    batched = reranker.score(pairs, batch_size=5)
+    alone = [reranker.score([p], batch_size=1)[0] for p in pairs]
+    assert batched == pytest.approx(alone, abs=1e-4)
+
+
+def test_batched_explain_mode_equals_unbatched(trained):
+    examples, out, _, precision = trained
+    reranker = StudentReranker(out, precision)
+    pairs = [(e.query, e.document) for e in examples[:4]]
+    batched = reranker.explain(pairs, max_new_tokens=12, batch_size=4)
+    alone = [reranker.explain([p], max_new_tokens=12, batch_size=1)[0] for p in pairs]
+    assert [e for e, _ in batched] == [e for e, _ in alone]
+    assert all(e for e, _ in batched)
+    assert [s for _, s in batched] == pytest.approx([s for _, s in alone], abs=1e-3)
+    assert all(0.0 <= s <= 2.0 for _, s in batched)
+
+
+def test_one_rl_step_changes_the_policy_and_keeps_the_kl_finite(trained, tmp_path):
+    examples, out, _, precision = trained
+    settings = RLSettings(pairs=2, samples_per_pair=3, pairs_per_step=2, steps=1, learning_rate=1e-3, max_new_tokens=8)
+    result = GRPORefiner(settings, precision).refine(out, examples, tmp_path / "rl")
+    before, after = load_file(out / "adapter_model.safetensors"), load_file(tmp_path / "rl" / "adapter_model.safetensors")
+    assert set(before) == set(after)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    step = result.curve[0]
+    assert math.isfinite(step["kl"]) and step["kl"] >= 0 and math.isfinite(step["loss"]) and 0 <= step["reward"] <= 1
+    assert json.loads((tmp_path / "rl" / "rr_student.json").read_text())["labels"] == list(LABELS)
+
+
+def test_register_and_load_by_alias(trained, tmp_path):
+    examples, out, _, precision = trained
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    registry = StudentRegistry(uri)
+    with mlflow_run(uri, "rr", "student_checkpoint/test", {}) as run:
+        version = registry.register("rr-demo", out, run.run_id, {"prompt_variant": "grounded", "dev_ndcg_at_10": 0.5})
+    assert registry.champion("rr-demo") is None
+    registry.promote(version)
+    folder, found = registry.download("models:/rr-demo@champion", tmp_path / "cache")
+    assert found.version == version.version and found.tags["prompt_variant"] == "grounded" and found.dev_ndcg == 0.5
+    pairs = [(e.query, e.document) for e in examples[:3]]
+    assert StudentReranker(folder, precision).score(pairs) == pytest.approx(StudentReranker(out, precision).score(pairs),
+                                                                           abs=1e-5)
+    assert registry.download(f"models:/rr-demo/{version.version}", tmp_path / "cache")[0] == folder

@@ -14,9 +14,8 @@ def test_runs_land_in_a_sqlite_store_with_dagster_tags(tmp_path):
         run.params({"prompt_variant": "default"})
         run.metrics({"nDCG@10": 0.5})
         run.artifact(artifact)
-    with pytest.raises(RuntimeError):
-        with mlflow_run(uri, "rr-test", "failing", {}):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), mlflow_run(uri, "rr-test", "failing", {}):
+        raise RuntimeError("boom")
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("rr-test").experiment_id], order_by=["start_time"])
     finished = next(r for r in runs if r.info.run_name == "teacher_judgments/demo")

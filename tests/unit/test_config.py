@@ -1,18 +1,99 @@
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 
-from rr_assets.config import DEMO_CONFIG, ConfigError, load_config
+from rr_assets.config import DEMO_CONFIG, RESOURCES_DIR, SECTIONS, ConfigError, load_config
+from rr_assets.core.settings import help_lines
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"  # /work/shared/data
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
 
 
 def test_demo_config_resolves_collection_paths():
     config = load_config(DEMO_CONFIG)
-    assert config.collection("demo").path.endswith("resources/collections/demo")
+    demo = config.collection("demo")
+    assert Path(demo.path) == RESOURCES_DIR / "collections" / "demo"
+    assert demo.eval_split == "test" and demo.train_split == "" and demo.first_stage_run == ""
     assert config.retrieval.k1 == 0.9 and config.retrieval.b == 0.4
+    assert config.teacher.prompt_variants == ("grounded",)  # YAML lists become tuples
+    assert config.splits.dev_percent == 20 and config.student.hard_negative_depth == 20
+    assert Path(config.prompts_dir) == RESOURCES_DIR / "prompts"
+
+
+def test_scifact_config_reads_the_shared_data_with_named_splits():
+    scifact = load_config(RESOURCES_DIR / "configs" / "scifact.yaml").collection("scifact")
+    assert Path(scifact.path) == SHARED_DATA / "scifact"
+    assert (scifact.train_split, scifact.eval_split) == ("train", "test")
+    assert scifact.first_stage_run == "" and scifact.first_stage_label == "bm25"
+
+
+def test_dl19_config_reads_the_shared_data_with_its_given_run():
+    config = load_config(RESOURCES_DIR / "configs" / "dl19.yaml")
+    dl19 = config.collection("dl19")
+    assert Path(dl19.path) == SHARED_DATA / "dl19"
+    assert Path(dl19.first_stage_run) == SHARED_DATA / "dl19" / "bm25.run.trec"
+    assert dl19.train_split == "" and dl19.first_stage_label == "bm25"
+    assert config.student.hard_negative_depth == 30
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "c.yaml"
+    path.write_text("collections:\n  x: {path: ../data/x, first_stage_run: runs/x.trec, first_stage_name: splade}\n")
+    x = load_config(path).collection("x")
+    assert Path(x.path) == tmp_path / "data" / "x"
+    assert Path(x.first_stage_run) == tmp_path / "sub" / "runs" / "x.trec"
+    assert x.first_stage_label == "splade"
 
 
 def test_unknown_key_is_named(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("collections: {x: {path: .}}\nteacher: {temprature: 0.5}\n")
+    path = write(tmp_path, "collections: {x: {path: .}}\nteacher: {temprature: 0.5}\n")
     with pytest.raises(ConfigError, match=r"c.yaml: teacher: unknown keys \['temprature'\]"):
         load_config(path)
+
+
+def test_unknown_collection_key_is_named(tmp_path):
+    path = write(tmp_path, "collections: {x: {path: ., evalsplit: dev}}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: collections.x: unknown keys \['evalsplit'\]"):
+        load_config(path)
+
+
+def test_unknown_section_is_named(tmp_path):
+    path = write(tmp_path, "collections: {x: {path: .}}\ntrainer: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown sections \['trainer'\]"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("collections: {x: {eval_split: test}}\n", "collections.x needs a 'path'"),
+    ("collections: {x: {path: ., train_split: test, eval_split: test}}\n", "train_split and eval_split must differ"),
+    ("teacher: {}\n", "'collections' must map collection names to sources"),
+])
+def test_unusable_collections_are_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_config_and_unknown_collection_are_errors(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="no collection named 'other'"):
+        load_config(DEMO_CONFIG).collection("other")
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_every_setting_has_help_text(section):
+    cls = SECTIONS[section]
+    names = [f.name for f in fields(cls)]
+    assert names and all(f.metadata.get("help", "").strip() for f in fields(cls))
+    lines = help_lines(cls)
+    assert [line.split(" (", 1)[0] for line in lines] == names
+    assert all(line.split("): ", 1)[1].strip() for line in lines)

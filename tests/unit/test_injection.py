@@ -14,7 +14,8 @@ def test_injected_text_stays_inside_the_document_delimiters(variant_name):
         document, _ = variant.prepare_document(with_payload("Plain text about yeast.", payload))
         prompt = variant.render("direct", query="Why?", document=document)
         tail = prompt[prompt.rindex("<document>"):]
-        assert tail.count("</document>") == 1 and tail.index("Ignore" if "Ignore" in payload else "SYSTEM") < tail.index("</document>")
+        marker = "Ignore" if "Ignore" in payload else "SYSTEM"
+        assert tail.count("</document>") == 1 and tail.index(marker) < tail.index("</document>")
 
 
 def test_probe_sample_is_seeded_and_below_the_top_label():

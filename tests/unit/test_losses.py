@@ -1,10 +1,16 @@
+import random
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from rr_assets.core.student_format import StudentExample
+from rr_assets.core.student_model import StudentExample, expected_label
 from rr_assets.core.training import (
-    expected_label,
+    DevSet,
+    dev_ndcg,
+    listwise_label_loss,
     listwise_loss,
+    listwise_order_loss,
     pairwise_loss,
     preference_matrix,
     training_groups,
@@ -25,33 +31,103 @@ def test_pairwise_loss_prefers_correct_order():
     assert pairwise_loss(torch.tensor([1.0, 2.0]), preference_matrix(group([1, 1]), frozenset())).item() == 0.0
 
 
+def test_pairwise_loss_is_ranknet_on_one_pair():
+    better = preference_matrix(group([1, 0]), frozenset())
+    loss = pairwise_loss(torch.tensor([0.3, 1.0]), better)
+    assert loss.item() == pytest.approx(F.softplus(torch.tensor(0.7)).item())
+
+
 def test_comparison_preferences_join_the_label_order():
     better = preference_matrix(group([1, 1, 0]), frozenset({("q", "d1", "d0")}))
     assert better.tolist() == [[False, False, True], [True, False, True], [False, False, False]]
 
 
-def test_listwise_loss_is_minimal_near_the_label_distribution():
+def test_listwise_label_loss_is_minimal_near_the_label_distribution():
     labels = torch.tensor([2, 1, 0])
-    assert listwise_loss(labels.float(), labels) < listwise_loss(torch.tensor([0.0, 1.0, 2.0]), labels)
+    assert listwise_label_loss(labels.float(), labels) < listwise_label_loss(torch.tensor([0.0, 1.0, 2.0]), labels)
+
+
+def test_plackett_luce_loss_of_two_documents_is_ranknet():
+    # −log P(order [0, 1]) = −log softmax(s)[0], averaged over the one position that has a choice
+    loss = listwise_order_loss(torch.tensor([2.0, 0.5]), [0, 1])
+    assert loss.item() == pytest.approx(F.softplus(torch.tensor(-1.5)).item())
+    assert listwise_order_loss(torch.tensor([2.0, 0.5]), [1, 0]) > loss
+
+
+def test_teacher_order_and_labels_are_different_targets():
+    # The labels say d0 > d1 > d2; the teacher ranked the window the other way round.
+    examples = group([2, 1, 0])
+    scores_a = torch.tensor([1.0, 0.5, 0.0], requires_grad=True)
+    scores_b = torch.tensor([1.0, 0.5, 0.0], requires_grad=True)
+    by_order, target_a = listwise_loss(scores_a, examples, ["d2", "d1", "d0"])
+    by_labels, target_b = listwise_loss(scores_b, examples, None)
+    assert (target_a, target_b) == ("teacher_order", "labels")
+    assert by_order.item() != pytest.approx(by_labels.item())
+    by_order.backward()
+    by_labels.backward()
+    # Gradient descent raises d0 under the labels and lowers it under the teacher's order.
+    assert scores_b.grad[0] < 0 < scores_a.grad[0]
+    assert scores_a.grad[2] < 0 < scores_b.grad[2]
+
+
+def test_teacher_order_needs_two_of_the_groups_documents():
+    examples = group([2, 1, 0])
+    scores = torch.tensor([0.2, 0.1, 0.0])
+    # only d1 of the group was ranked (the others were outside the window): fall back to labels
+    loss, target = listwise_loss(scores, examples, ["x", "d1", "y"])
+    assert target == "labels" and loss.item() == pytest.approx(listwise_label_loss(scores, torch.tensor([2, 1, 0])).item())
+    # unknown documents in the order are skipped; d2 before d0 is the target
+    loss, target = listwise_loss(scores, examples, ["x", "d2", "y", "d0"])
+    assert target == "teacher_order"
+    assert loss.item() == pytest.approx(listwise_order_loss(scores, [2, 0]).item())
 
 
 def test_losses_have_gradients():
     scores = torch.tensor([0.5, 0.2, 0.1], requires_grad=True)
     better = preference_matrix(group([0, 1, 2]), frozenset())
-    (pairwise_loss(scores, better) + listwise_loss(scores, torch.tensor([0, 1, 2]))).backward()
+    (pairwise_loss(scores, better) + listwise_label_loss(scores, torch.tensor([0, 1, 2]))).backward()
     assert scores.grad is not None and scores.grad.abs().sum() > 0
 
 
 def test_expected_label():
-    logits = torch.tensor([[0.0, 0.0, 100.0], [100.0, 0.0, 0.0]])
-    assert expected_label(logits, (0, 1, 2)).tolist() == pytest.approx([2.0, 0.0])
+    logits = torch.tensor([[0.0, 0.0, 100.0], [100.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert expected_label(logits, (0, 1, 2)).tolist() == pytest.approx([2.0, 0.0, 1.0])
 
 
-def test_groups_mix_labels_and_never_mix_queries():
+def test_one_group_per_top_document_with_lower_labelled_others():
     examples = [StudentExample(f"q{q}", f"d{d}", "q", "d", label, "e")
                 for q in range(3) for d, label in enumerate([0, 0, 1, 2, 2, 2])]
-    examples += [StudentExample("flat", f"d{d}", "q", "d", 1, "e") for d in range(4)]
-    groups = training_groups(examples, group_size=3, seed=0)
-    assert groups and all(len({e.query_id for e in g}) == 1 for g in groups)
-    assert all(len({e.label for e in g}) >= 2 for g in groups)
-    assert not any(g[0].query_id == "flat" for g in groups)
+    groups = training_groups(examples, group_size=3, rng=random.Random(0))
+    assert len(groups) == 3 * 3  # three top-labelled documents in each of three queries
+    assert all(len(g) == 3 and len({e.query_id for e in g}) == 1 for g in groups)
+    assert all(g[0].label == 2 and all(e.label < 2 for e in g[1:]) for g in groups)
+    assert {(g[0].query_id, g[0].doc_id) for g in groups} == {(f"q{q}", f"d{d}") for q in range(3) for d in (3, 4, 5)}
+    assert groups == training_groups(examples, group_size=3, rng=random.Random(0))
+
+
+def test_a_query_of_one_label_is_split_into_groups_of_at_most_group_size():
+    flat = [StudentExample("flat", f"d{d}", "q", "d", 1, "e") for d in range(4)]
+    groups = training_groups(flat, group_size=3, rng=random.Random(0))
+    assert sorted(len(g) for g in groups) == [1, 3]
+    assert sorted(e.doc_id for g in groups for e in g) == ["d0", "d1", "d2", "d3"]
+
+
+def test_small_queries_give_groups_smaller_than_group_size():
+    examples = group([1, 0])
+    [only] = training_groups(examples, group_size=8, rng=random.Random(1))
+    assert [e.doc_id for e in only] == ["d0", "d1"]
+
+
+class ByWordOverlap:
+    """A stand-in reranker: scores a pair by the words its query and document share."""
+
+    def score(self, pairs, batch_size):
+        return [float(len(set(q.split()) & set(d.split()))) for q, d in pairs]
+
+
+def test_dev_ndcg_scores_the_reranked_dev_slice():
+    dev = DevSet(queries={"q": "tides moon"},
+                 candidates={"q": [("d1", "cats and dogs", 2.0), ("d2", "the moon drives tides", 1.0)]},
+                 qrels={"q": {"d2": 1}})
+    assert dev.first_stage_run() == {"q": {"d1": 2.0, "d2": 1.0}}
+    assert dev_ndcg(ByWordOverlap(), dev, batch_size=4) == pytest.approx(1.0)

@@ -59,3 +59,32 @@ def test_verdicts_are_found_in_broken_json():
     assert parse_comparison('{"explanation": "it\\\'s A", "preferred": "A"}').preferred == "A"
     ranking = parse_ranking('{"explanation": "Docker\\\'s flag..." ,"ranking": [3, 1, 2, 4] }', 4)
     assert ranking.order == [2, 0, 1, 3] and ranking.error is None
+
+
+def test_grounded_explanation_keeps_the_given_label():
+    from rr_assets.core.rationale import parse_explanation
+
+    parsed = parse_explanation(" The document names the cause of slow rising.", 2)
+    assert (parsed.label, parsed.explanation, parsed.error) == (2, "The document names the cause of slow rising.", None)
+
+
+def test_grounded_explanation_is_its_first_paragraph_without_a_label_line():
+    from rr_assets.core.rationale import parse_explanation
+
+    assert parse_explanation("It is about tabs.\nRelevance: 2", 0).explanation == "It is about tabs."
+    assert parse_explanation("It is about tabs.\n\nQuery: next question", 0).explanation == "It is about tabs."
+    assert parse_explanation('{"explanation": "Buoyancy is explained.", ', 1).explanation == "Buoyancy is explained."
+
+
+def test_an_empty_grounded_explanation_is_an_error():
+    from rr_assets.core.rationale import parse_explanation
+
+    parsed = parse_explanation("  \n ", 1)
+    assert parsed.label == 1 and parsed.explanation == "" and parsed.error == "empty explanation"
+
+
+def test_a_label_line_alone_is_not_an_explanation():
+    from rr_assets.core.rationale import parse_explanation
+
+    parsed = parse_explanation("Relevance: 1", 1)
+    assert parsed.explanation == "" and parsed.error == "empty explanation"

@@ -1,7 +1,8 @@
+import duckdb
 import pandas as pd
 import pytest
 
-from rr_assets.core.warehouse import Warehouse, checked_identifier
+from rr_assets.core.warehouse import Warehouse, checked_identifier, compile_refs, where_clause
 
 pytestmark = pytest.mark.unit
 
@@ -13,15 +14,32 @@ def test_identifiers_are_validated():
             checked_identifier(bad)
 
 
+def test_where_clauses_and_refs_use_checked_identifiers():
+    assert where_clause(["collection", "prompt_variant"]) == "collection = ? AND prompt_variant = ?"
+    assert where_clause([]) == "TRUE"
+    assert compile_refs("SELECT * FROM {{ ref('qrels') }} JOIN {{ref(\"splits\")}}") == "SELECT * FROM qrels JOIN splits"
+    with pytest.raises(ValueError):
+        where_clause(["collection; DROP TABLE qrels"])
+
+
+def test_replace_rows_touches_only_its_partition(tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.replace_rows("queries", {"collection": "a"}, pd.DataFrame({"collection": ["a"], "query_id": ["q1"], "text": ["x"]}))
+    warehouse.replace_rows("queries", {"collection": "b"}, pd.DataFrame({"collection": ["b"], "query_id": ["q1"], "text": ["y"]}))
+    warehouse.replace_rows("queries", {"collection": "a"}, pd.DataFrame({"collection": ["a"], "query_id": ["q2"], "text": ["z"]}))
+    assert warehouse.partition_rows("queries", {"collection": "a"})["query_id"].tolist() == ["q2"]
+    assert warehouse.partition_rows("queries", {"collection": "b"})["text"].tolist() == ["y"]
+
+
 def test_replace_rows_is_atomic(tmp_path):
     warehouse = Warehouse(tmp_path / "w.duckdb")
     good = pd.DataFrame({"collection": ["c", "c"], "query_id": ["q1", "q2"], "text": ["one", "two"]})
     warehouse.replace_rows("queries", {"collection": "c"}, good)
     duplicate_keys = pd.DataFrame({"collection": ["c", "c"], "query_id": ["q3", "q3"], "text": ["x", "y"]})
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.ConstraintException):
         warehouse.replace_rows("queries", {"collection": "c"}, duplicate_keys)
-    rows = warehouse.fetch_df("SELECT query_id FROM queries ORDER BY query_id")
-    assert rows["query_id"].tolist() == ["q1", "q2"]
+    rows = warehouse.partition_rows("queries", {"collection": "c"})
+    assert sorted(rows["query_id"]) == ["q1", "q2"]
 
 
 def test_table_hash_follows_content_not_order(tmp_path):

@@ -1,0 +1,104 @@
+"""Student checkpoints in the MLflow model registry: one registered model per collection
+(`rr-<collection>`), a version per checkpoint tagged with its lineage, and a `champion` alias that
+data teams promote and roll back by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CHAMPION = "champion"
+DEV_METRIC_TAG = "dev_ndcg_at_10"
+
+
+def registered_name(collection: str) -> str:
+    return f"rr-{collection}"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def dev_ndcg(self) -> float | None:
+        value = self.tags.get(DEV_METRIC_TAG)
+        return float(value) if value not in (None, "") else None
+
+
+class StudentRegistry:
+    """The registry of one MLflow tracking store."""
+
+    def __init__(self, tracking_uri: str):
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+
+    def register(self, name: str, checkpoint_dir: str | Path, run_id: str, tags: dict[str, object]) -> RegisteredVersion:
+        """Log the checkpoint's files to the MLflow run and register them as a new version."""
+        from mlflow.exceptions import MlflowException
+
+        self.client.log_artifacts(run_id, str(checkpoint_dir), "student")
+        try:
+            self.client.create_registered_model(name, description="rr student rerankers of one collection")
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/student"
+        version = self.client.create_model_version(name, source, run_id=run_id,
+                                                   tags={k: str(v) for k, v in tags.items()})
+        return RegisteredVersion(name, version.version, dict(version.tags))
+
+    def version(self, name: str, version_or_alias: str) -> RegisteredVersion:
+        if version_or_alias.isdigit():
+            found = self.client.get_model_version(name, version_or_alias)
+        else:
+            found = self.client.get_model_version_by_alias(name, version_or_alias)
+        return RegisteredVersion(name, found.version, dict(found.tags))
+
+    def version_of_run(self, name: str, run_id: str) -> RegisteredVersion | None:
+        found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        return RegisteredVersion(name, found[0].version, dict(found[0].tags)) if found else None
+
+    def champion(self, name: str) -> RegisteredVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.version(name, CHAMPION)
+        except MlflowException:
+            return None
+
+    def promote(self, version: RegisteredVersion) -> None:
+        self.client.set_registered_model_alias(version.name, CHAMPION, version.version)
+
+    def download(self, uri: str, cache_dir: str | Path) -> tuple[Path, RegisteredVersion]:
+        """A local folder with the files of `models:/<name>/<version or alias>` (cached per version)."""
+        name, _, ref = parse_model_uri(uri)
+        version = self.version(name, ref)
+        target = Path(cache_dir) / "registry" / name / version.version
+        if not (target / "student").is_dir():
+            import mlflow.artifacts
+
+            mlflow.artifacts.download_artifacts(artifact_uri=version.uri, dst_path=str(target / "student"),
+                                                tracking_uri=self.tracking_uri)
+        return target / "student", version
+
+
+def parse_model_uri(uri: str) -> tuple[str, str, str]:
+    """`models:/name/3` or `models:/name@alias` → (name, "version" or "alias", reference)."""
+    if not uri.startswith("models:/"):
+        raise ValueError(f"{uri!r} is not a registry URI (models:/<name>/<version> or models:/<name>@<alias>)")
+    rest = uri[len("models:/"):]
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        return name, "alias", alias
+    name, _, version = rest.partition("/")
+    if not version.isdigit():
+        raise ValueError(f"{uri!r}: expected models:/<name>/<version number> or models:/<name>@<alias>")
+    return name, "version", version

@@ -1,0 +1,111 @@
+"""The settings of every stage, each defined once with a one-line help text. The config loader
+reads them from YAML, the Dagster resources hold them and the stage code takes them as they are."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+
+
+def setting(default, help: str):
+    """A settings field with its help text (shown by `rr settings`)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def help_lines(cls) -> list[str]:
+    """`name (default): help` for each field of a settings class."""
+    lines = []
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        lines.append(f"{f.name} ({default!r}): {f.metadata.get('help', '')}")
+    return lines
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    k1: float = setting(0.9, "BM25 term-frequency saturation")
+    b: float = setting(0.4, "BM25 length normalisation")
+    first_stage_depth: int = setting(100, "candidates kept per query from the first stage (BM25 or a given run)")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    eval_percent: int = setting(40, "share of judged queries held out for evaluation when a collection has one qrels split")
+    dev_percent: int = setting(15, "share of judged training queries set aside as the dev slice for model selection")
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    base_url: str = setting("", "OpenAI-compatible endpoint; empty starts the embedded llama.cpp server")
+    model: str = setting("gemma-3-270m", "model name sent to the endpoint (and the key for prices)")
+    api_key_env: str = setting("RR_TEACHER_API_KEY", "environment variable that holds the API key")
+    prompt_variants: tuple[str, ...] = setting((), "variants to run; empty = every folder in prompts_dir")
+    judge_depth: int = setting(10, "top first-stage candidates per query that the teacher judges")
+    train_queries: int = setting(40, "training queries the teacher judges (stable pseudo-random choice); -1 = all")
+    eval_queries: int = setting(20, "evaluation queries the teacher judges, for its own report row; -1 = all")
+    reasoning_queries: int = setting(-1, "queries per split that also get comparison and listwise reasoning; -1 = as direct")
+    concurrency: int = setting(4, "requests in flight at once")
+    timeout_s: float = setting(120.0, "seconds to wait for one answer")
+    max_retries: int = setting(4, "retries of a failed request (429, 5xx, timeouts) with backoff")
+    breaker_failures: int = setting(8, "consecutive connection failures after which no new request is sent")
+    seed: int = setting(0, "sampling seed sent with every request, and the seed of pair sampling")
+    min_agreement: float = setting(0.3, "agreement with qrels under which the agreement check warns")
+    max_swap_inconsistency: float = setting(0.5, "share of swapped comparisons allowed to flip before the check warns")
+    prices: dict = setting({}, "per model, price per 1,000 tokens: {model: {prompt: x, completion: y}}")
+
+    def price(self, kind: str) -> float:
+        return float(self.prices.get(self.model, {}).get(kind, 0.0))
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    base_model: str = setting("embedded", "'embedded' (Gemma 3 270M from the GGUF wheel), a local folder or a hub id")
+    precision: str = setting("auto", "auto (bf16 autocast on CUDA and where the CPU runs bf16 fast), float32 or bfloat16")
+    lora_r: int = setting(16, "LoRA rank; 0 = full fine-tuning of the transformer layers (embeddings frozen)")
+    lora_alpha: int = setting(32, "LoRA scaling numerator (scale = lora_alpha / lora_r)")
+    lora_targets: tuple[str, ...] = setting(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+                                            "linear layers that get LoRA adapters")
+    epochs: int = setting(1, "passes over the training groups")
+    learning_rate: float = setting(1e-4, "peak learning rate (AdamW), after linear warmup, then linear decay")
+    warmup_ratio: float = setting(0.1, "share of optimizer steps spent warming the learning rate up")
+    group_size: int = setting(8, "documents per query group: one of the query's best and lower-labelled ones")
+    batch_groups: int = setting(2, "query groups per forward pass")
+    gradient_accumulation: int = setting(4, "forward passes per optimizer step")
+    pointwise_weight: float = setting(1.0, "weight of the label token's cross-entropy in score mode (monoT5-style)")
+    pairwise_weight: float = setting(1.0, "weight of R2R's pairwise (RankNet) loss")
+    listwise_weight: float = setting(1.0, "weight of R2R's listwise loss (teacher window order, else labels)")
+    generation_weight: float = setting(0.2, "weight of R2R's generation loss on the teacher's explanations")
+    generation_docs_per_group: int = setting(2, "documents per group whose explanation is trained (best first)")
+    student_doc_words: int = setting(128, "words of each document the student reads")
+    hard_negative_depth: int = setting(20, "grounded variants: a training query's unjudged first-stage candidates to this "
+                                           "rank train as non-relevant")
+    max_train_queries: int = setting(-1, "training queries used (stable pseudo-random choice); -1 = all")
+    eval_every: int = setting(50, "optimizer steps between dev-slice evaluations")
+    patience: int = setting(3, "dev evaluations without improvement before training stops")
+    dev_queries: int = setting(60, "dev-slice queries scored at each evaluation; -1 = all")
+    time_budget_minutes: float = setting(0.0, "stop training cleanly after this long, keeping the best checkpoint; 0 = no limit")
+    rerank_depth: int = setting(20, "top first-stage candidates the student reranks (dev and evaluation)")
+    score_batch_size: int = setting(16, "pairs per forward pass when scoring")
+    seed: int = setting(0, "seed of initialisation, grouping and sampling")
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    enabled: bool = setting(True, "refine the distilled student with GRPO (InteRank's second stage)")
+    pairs: int = setting(32, "training pairs sampled for refinement")
+    samples_per_pair: int = setting(4, "explanations sampled per pair (the GRPO group)")
+    steps: int = setting(8, "policy-gradient steps")
+    pairs_per_step: int = setting(4, "pairs per step")
+    learning_rate: float = setting(5e-5, "learning rate of the refinement")
+    kl_weight: float = setting(0.05, "weight of the KL penalty to the distilled policy")
+    temperature: float = setting(0.8, "sampling temperature of the explanations")
+    max_new_tokens: int = setting(40, "longest sampled explanation, in tokens")
+    time_budget_minutes: float = setting(0.0, "stop cleanly after this long; 0 = no limit")
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    queries: int = setting(20, "evaluation queries reranked in explain mode as well (a fixed, stated subset); 0 = none")
+    max_new_tokens: int = setting(48, "longest generated explanation, in tokens")
+    batch_size: int = setting(8, "pairs generated at once")

@@ -1,0 +1,272 @@
+"""The student model's mechanics, shared by the trainer and the reranker: the text formats, device
+and precision, loading a base model or a checkpoint, the label position's logits (only the label
+rows of the LM head), the expected label, and the generation loss (the full head only at the
+positions that predict a target token)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+STUDENT_FILE = "rr_student.json"  # written by the trainer beside the weights: all a loader needs
+
+
+@dataclass(frozen=True)
+class StudentExample:
+    """One (query, document) pair with its training label and the teacher's explanation ("" if none)."""
+
+    query_id: str
+    doc_id: str
+    query: str
+    document: str
+    label: int
+    explanation: str
+
+
+# --- text formats: training and scoring read the same positions -------------------------------
+
+def clip_words(text: str, max_words: int) -> str:
+    words = text.split()
+    return " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
+
+
+def score_text(query: str, document: str, label: int, doc_words: int) -> str:
+    """Score mode (one forward pass): the label token follows the document directly."""
+    return f"Query: {query}\nDocument: {clip_words(document, doc_words)}\nRelevance: {label}"
+
+
+def explain_prefix(query: str, document: str, doc_words: int) -> str:
+    """Explain mode (InteRank): the student writes an explanation, then the label."""
+    return f"Query: {query}\nDocument: {clip_words(document, doc_words)}\nExplanation:"
+
+
+def explain_text(query: str, document: str, explanation: str, label: int, doc_words: int) -> str:
+    return f"{explain_prefix(query, document, doc_words)} {explanation}\nRelevance: {label}"
+
+
+LABEL_LINE = "\nRelevance"  # where an explanation ends
+
+
+def label_token_ids(tokenizer, labels: tuple[int, ...]) -> list[int]:
+    """The token id of each label digit as it appears after 'Relevance: '."""
+    ids = [tokenizer(f"Relevance: {label}", add_special_tokens=False)["input_ids"][-1] for label in labels]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"labels {labels} do not map to distinct tokens")
+    return ids
+
+
+# --- device and precision ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Precision:
+    """Where the student runs and whether matmuls run under bfloat16 autocast (weights stay float32)."""
+
+    device: torch.device
+    bf16: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.device.type}/{'bf16-autocast' if self.bf16 else 'float32'}"
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+
+@functools.cache
+def cpu_bf16_speedup(size: int = 1024, repeats: int = 3) -> float:
+    """How much faster a bfloat16 matmul runs than a float32 one on this CPU, measured (about 8× with
+    AMX; below 1× where bf16 is emulated). Cached per process; takes well under a second."""
+
+    def best_seconds(dtype: torch.dtype) -> float:
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    return best_seconds(torch.float32) / best_seconds(torch.bfloat16)
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def choose_precision(setting: str = "auto", min_cpu_speedup: float = 1.5) -> Precision:
+    """`auto`: bf16 autocast on CUDA, and on a CPU where bf16 matmuls measure at least
+    `min_cpu_speedup`× faster than float32 (AMX); float32 otherwise."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {setting!r}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting != "auto":
+        return Precision(device, setting == "bfloat16")
+    return Precision(device, device.type == "cuda" or cpu_bf16_speedup() >= min_cpu_speedup)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_base_model(path: str | Path, precision: Precision):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(precision.device)
+
+
+@dataclass(frozen=True)
+class StudentInfo:
+    """What the trainer records in STUDENT_FILE: the base model, the label scale, the document
+    budget, the adapter kind and the fusion weight chosen on the dev slice."""
+
+    base_model_dir: str
+    labels: tuple[int, ...]
+    doc_words: int
+    adapter: str  # "lora" or "full"
+    fusion_weight: float | None = None
+
+    def write(self, folder: Path) -> None:
+        (folder / STUDENT_FILE).write_text(json.dumps(self.__dict__, indent=2))
+
+    @classmethod
+    def read(cls, folder: str | Path) -> StudentInfo:
+        path = Path(folder) / STUDENT_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not a student checkpoint (no {STUDENT_FILE})")
+        raw = json.loads(path.read_text())
+        return cls(**{**raw, "labels": tuple(raw["labels"])})
+
+
+def load_student(checkpoint_dir: str | Path, precision: Precision):
+    """(model in eval mode, tokenizer, info) of a checkpoint the trainer wrote: a LoRA adapter over
+    its base model, or full weights."""
+    checkpoint_dir = Path(checkpoint_dir)
+    info = StudentInfo.read(checkpoint_dir)
+    tokenizer = load_tokenizer(checkpoint_dir)
+    if info.adapter == "lora":
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(load_base_model(info.base_model_dir, precision), checkpoint_dir)
+    else:
+        model = load_base_model(checkpoint_dir, precision)
+    return model.eval(), tokenizer, info
+
+
+# --- forward passes ----------------------------------------------------------------------------
+
+def _parts(model):
+    """(decoder without the LM head, LM head, final logit soft-cap or None), through a peft wrapper."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings(), getattr(base.config, "final_logit_softcapping", None)
+
+
+def _capped(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def encode(tokenizer, texts: list[str], device: torch.device) -> dict[str, torch.Tensor]:
+    """Right-padded batch; texts are never truncated here (documents are clipped beforehand)."""
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def label_logits(model, batch: dict[str, torch.Tensor], label_ids: list[int]) -> torch.Tensor:
+    """Logits of the label tokens at the position that predicts each text's final (label) token;
+    only those rows of the LM head are computed, in float32."""
+    decoder, head, cap = _parts(model)
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    positions = batch["attention_mask"].sum(dim=1) - 2
+    picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions].float()
+    return _capped(picked @ head.weight[label_ids].float().T, cap)
+
+
+def expected_label(logits: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
+    """Score = E[label] under the softmax over the label tokens' logits."""
+    values = torch.tensor(labels, dtype=logits.dtype, device=logits.device)
+    return (torch.softmax(logits, dim=-1) * values).sum(-1)
+
+
+def target_log_probs(model, batch: dict[str, torch.Tensor], prompt_lengths: list[int]):
+    """Log-probabilities of the tokens after each prompt and the row each belongs to; the full LM
+    head runs only at the positions that predict them."""
+    decoder, head, cap = _parts(model)
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["attention_mask"].clone().bool()
+    for row, length in enumerate(prompt_lengths):
+        targets[row, :length] = False
+    predicts = targets[:, 1:]
+    logits = _capped(head(hidden[:, :-1][predicts]).float(), cap)
+    log_probs = -F.cross_entropy(logits, batch["input_ids"][:, 1:][predicts], reduction="none")
+    rows = torch.arange(predicts.shape[0], device=predicts.device)[:, None].expand_as(predicts)[predicts]
+    return log_probs, rows
+
+
+def generation_loss(model, batch: dict[str, torch.Tensor], prompt_lengths: list[int]) -> torch.Tensor:
+    """Mean cross-entropy on the tokens after each prompt (the explanation and the label)."""
+    log_probs, _ = target_log_probs(model, batch, prompt_lengths)
+    return -log_probs.mean()
+
+
+@torch.no_grad()
+def score_pairs(model, tokenizer, label_ids: list[int], labels: tuple[int, ...], doc_words: int,
+                pairs: list[tuple[str, str]], batch_size: int, precision: Precision,
+                explanations: list[str] | None = None) -> list[float]:
+    """Expected label of each (query, document) pair, in input order, read at the label position:
+    right after the document (score mode) or after the pair's explanation (explain mode). Pairs
+    are batched by token length so that little padding is computed."""
+    if explanations is None:
+        texts = [score_text(query, document, labels[0], doc_words) for query, document in pairs]
+    else:
+        texts = [explain_text(q, d, e, labels[0], doc_words) for (q, d), e in zip(pairs, explanations)]
+    ids = tokenizer(texts)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    scores = [0.0] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
+        batch = {k: v.to(precision.device) for k, v in batch.items()}
+        with precision.autocast():
+            values = expected_label(label_logits(model, batch, label_ids), labels).tolist()
+        for i, value in zip(chunk, values):
+            scores[i] = value
+    return scores
+
+
+@torch.no_grad()
+def generate_explanations(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
+                          precision: Precision, temperature: float = 0.0) -> list[str]:
+    """Continue each explain-mode prompt up to its first line break (the label line follows it):
+    batched by length, left-padded, with a KV cache; greedy when `temperature` is 0, sampled
+    otherwise. Returns the explanations without surrounding space."""
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"][-1]
+    ids = tokenizer(prompts)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+    explanations = [""] * len(prompts)
+    tokenizer.padding_side = "left"
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
+            batch = {k: v.to(precision.device) for k, v in batch.items()}
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
+            with precision.autocast():
+                out = model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=[newline, tokenizer.eos_token_id],
+                                     pad_token_id=tokenizer.pad_token_id, **sampling)
+            for i, row in zip(chunk, out[:, batch["input_ids"].shape[1]:]):
+                explanations[i] = tokenizer.decode(row, skip_special_tokens=True).split("\n")[0].strip()
+    finally:
+        tokenizer.padding_side = "right"
+    return explanations
