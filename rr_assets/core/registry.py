@@ -53,18 +53,18 @@ class StudentRegistry:
         source = f"{self.client.get_run(run_id).info.artifact_uri}/student"
         version = self.client.create_model_version(name, source, run_id=run_id,
                                                    tags={k: str(v) for k, v in tags.items()})
-        return RegisteredVersion(name, version.version, dict(version.tags))
+        return RegisteredVersion(name, str(version.version), dict(version.tags))
 
     def version(self, name: str, version_or_alias: str) -> RegisteredVersion:
         if version_or_alias.isdigit():
             found = self.client.get_model_version(name, version_or_alias)
         else:
             found = self.client.get_model_version_by_alias(name, version_or_alias)
-        return RegisteredVersion(name, found.version, dict(found.tags))
+        return RegisteredVersion(name, str(found.version), dict(found.tags))
 
     def version_of_run(self, name: str, run_id: str) -> RegisteredVersion | None:
         found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-        return RegisteredVersion(name, found[0].version, dict(found[0].tags)) if found else None
+        return RegisteredVersion(name, str(found[0].version), dict(found[0].tags)) if found else None
 
     def champion(self, name: str) -> RegisteredVersion | None:
         from mlflow.exceptions import MlflowException
@@ -85,8 +85,10 @@ class StudentRegistry:
         if not (target / "student").is_dir():
             import mlflow.artifacts
 
-            mlflow.artifacts.download_artifacts(artifact_uri=version.uri, dst_path=str(target / "student"),
-                                                tracking_uri=self.tracking_uri)
+            source = self.client.get_model_version(name, version.version).source
+            staging = target.with_name(target.name + ".partial")
+            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri)
+            staging.rename(target)
         return target / "student", version
 
 

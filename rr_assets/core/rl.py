@@ -1,16 +1,17 @@
 """InteRank's second stage: refine the distilled student's explain-then-score policy with GRPO.
 
-For each training pair the policy samples a group of completions (an explanation, then a label drawn
-from its own label distribution after that explanation). The reward is the label's agreement with
-the training label, 1 − |label − gold| / (top label): graded, so a near miss earns more than a far
-one. Advantages are normalised within the group (group-relative, no value model); the loss is the
-policy gradient plus a KL penalty (the k3 estimator, per token) to the frozen distilled policy.
-One update per batch of samples, so the importance ratio is 1 and PPO's clipping never binds.
+For each training pair the policy samples a group of explanations. The reward of an explanation is
+how well the label the policy then gives agrees with the training label: 1 − |E[label] − gold| /
+(top label), where E[label] is the score explain mode reads after that explanation (graded and
+continuous, so a near miss earns more than a far one and two explanations rarely tie). Advantages
+are normalised within the group (group-relative, no value model); the loss is the policy gradient
+on the explanation tokens plus a KL penalty (the k3 estimator, per token) to the frozen distilled
+policy. One update per batch of samples, so the importance ratio is 1 and PPO's clipping never binds.
 
-We use a small loop rather than trl's GRPOTrainer: our action ends with a label read from the
-model's own label distribution (not free text to parse), the reference policy is the distilled
-adapter (trl's peft path takes the base model with adapters disabled as the reference), and the
-loop is ~100 lines that run the same on 2 CPU cores and on a GPU."""
+We use a small loop rather than trl's GRPOTrainer: the reward reads the policy's own label
+distribution after each sample (a model call, not a function of the text), the reference policy is
+the distilled adapter (trl's peft path takes the base model with adapters disabled as the
+reference), and the loop is ~100 lines that run the same on 2 CPU cores and on a GPU."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from rr_assets.core.student_model import (
     StudentExample,
     StudentInfo,
     encode,
+    expected_label,
     explain_prefix,
     explain_text,
     generate_explanations,
@@ -46,8 +48,9 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return (rewards - mean) / (std + eps)
 
 
-def label_reward(sampled: torch.Tensor, gold: torch.Tensor, top_label: int) -> torch.Tensor:
-    return 1.0 - (sampled - gold).abs().float() / max(1, top_label)
+def label_reward(expected: torch.Tensor, gold: torch.Tensor, top_label: int) -> torch.Tensor:
+    """1 − |expected label − training label| / top label, in [0, 1]."""
+    return 1.0 - (expected.float() - gold.float()).abs() / max(1, top_label)
 
 
 def kl_k3(policy_log_probs: torch.Tensor, reference_log_probs: torch.Tensor) -> torch.Tensor:
@@ -96,15 +99,13 @@ class GRPORefiner:
         label_ids = label_token_ids(tokenizer, info.labels)
         labels = torch.tensor(info.labels, device=self.precision.device)
         pairs = training_pairs(examples, s.pairs, seed=0)
-        generator = torch.Generator(device="cpu").manual_seed(0)
         result = RLResult()
         for step in range(s.steps):
             if time.monotonic() > deadline:
                 result.stop_reason = "time budget"
                 break
             batch = [pairs[(step * s.pairs_per_step + i) % len(pairs)] for i in range(s.pairs_per_step)]
-            record = self._step(policy, reference, tokenizer, info, label_ids, labels, batch, optimizer, trainable,
-                                generator)
+            record = self._step(policy, reference, tokenizer, info, label_ids, labels, batch, optimizer, trainable)
             record = {"step": step + 1, **record, "seconds": round(time.monotonic() - started, 1)}
             result.curve.append(record)
             result.steps = step + 1
@@ -117,8 +118,7 @@ class GRPORefiner:
         result.seconds = time.monotonic() - started
         return result
 
-    def _step(self, policy, reference, tokenizer, info, label_ids, labels, batch, optimizer, trainable,
-              generator) -> dict:
+    def _step(self, policy, reference, tokenizer, info, label_ids, labels, batch, optimizer, trainable) -> dict:
         s, device = self.settings, self.precision.device
         prompts = [explain_prefix(e.query, e.document, info.doc_words) for e in batch for _ in range(s.samples_per_pair)]
         policy.eval()
@@ -128,14 +128,13 @@ class GRPORefiner:
         with torch.no_grad(), self.precision.autocast():
             scored = [explain_text(e.query, e.document, x, info.labels[0], info.doc_words)
                       for e, x in zip(examples, explanations)]
-            distribution = torch.softmax(label_logits(policy, encode(tokenizer, scored, device), label_ids), dim=-1)
-        sampled = labels[torch.multinomial(distribution.cpu(), 1, generator=generator).squeeze(1).to(device)]
+            logits = label_logits(policy, encode(tokenizer, scored, device), label_ids)
+        expected = expected_label(logits, info.labels)
         gold = torch.tensor([e.label for e in examples], device=device)
-        rewards = label_reward(sampled, gold, int(labels.max())).view(len(batch), s.samples_per_pair)
+        rewards = label_reward(expected, gold, int(labels.max())).view(len(batch), s.samples_per_pair)
         advantages = group_advantages(rewards).flatten()
 
-        completions = [explain_text(e.query, e.document, x, int(label), info.doc_words)
-                       for e, x, label in zip(examples, explanations, sampled.tolist())]
+        completions = [f"{p} {x}" for p, x in zip(prompts, explanations)]
         encoded = encode(tokenizer, completions, device)
         prompt_lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
         policy.train()
@@ -143,7 +142,7 @@ class GRPORefiner:
             token_log_probs, rows = target_log_probs(policy, encoded, prompt_lengths)
             with torch.no_grad():
                 reference_log_probs, _ = target_log_probs(reference, encoded, prompt_lengths)
-        counts = torch.zeros(len(completions), device=device).index_add(0, rows, torch.ones_like(token_log_probs))
+        counts = torch.zeros(len(completions), device=device).index_add(0, rows, torch.ones_like(token_log_probs)).clamp(min=1)
         per_sequence = torch.zeros(len(completions), device=device).index_add(0, rows, token_log_probs) / counts
         kl = torch.zeros(len(completions), device=device).index_add(
             0, rows, kl_k3(token_log_probs, reference_log_probs)) / counts
@@ -152,8 +151,8 @@ class GRPORefiner:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
-        record = {"loss": float(loss), "reward": float(rewards.mean()), "kl": float(kl.mean()),
-                  "label_accuracy": float((sampled == gold).float().mean())}
+        record = {"loss": float(loss.detach()), "reward": float(rewards.mean()), "kl": float(kl.detach().mean()),
+                  "label_accuracy": float((labels[logits.argmax(dim=-1)] == gold).float().mean())}
         if not all(math.isfinite(v) for v in record.values()):
             raise FloatingPointError(f"non-finite RL step: {record}")
         return record

@@ -114,14 +114,35 @@ class DevSet:
         return {q: {d: s for d, _, s in docs} for q, docs in self.candidates.items()}
 
 
-def dev_ndcg(reranker, dev: DevSet, batch_size: int) -> float:
-    """nDCG@10 of a reranker (anything with `score(pairs, batch_size)`) on the dev slice."""
+def dev_scores(reranker, dev: DevSet, batch_size: int) -> dict[str, dict[str, float]]:
+    """A reranker's (anything with `score(pairs, batch_size)`) scores of the dev slice's candidates."""
     keys = [(q, d) for q in sorted(dev.candidates) for d, _, _ in dev.candidates[q]]
     pairs = [(dev.queries[q], text) for q in sorted(dev.candidates) for _, text, _ in dev.candidates[q]]
     scores: dict[str, dict[str, float]] = {}
     for (q, d), value in zip(keys, reranker.score(pairs, batch_size)):
         scores.setdefault(q, {})[d] = value
-    return ndcg_at_10(dev.qrels, reranked(dev.first_stage_run(), scores))
+    return scores
+
+
+def dev_ndcg(reranker, dev: DevSet, batch_size: int) -> float:
+    """nDCG@10 on the dev slice of the first stage reranked by `reranker`."""
+    return ndcg_at_10(dev.qrels, reranked(dev.first_stage_run(), dev_scores(reranker, dev, batch_size)))
+
+
+@dataclass(frozen=True)
+class _ModelScorer:
+    """The model being trained, seen as a reranker (score mode)."""
+
+    model: object
+    tokenizer: object
+    label_ids: list[int]
+    labels: tuple[int, ...]
+    doc_words: int
+    precision: Precision
+
+    def score(self, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
+        return score_pairs(self.model, self.tokenizer, self.label_ids, self.labels, self.doc_words, pairs, batch_size,
+                           self.precision)
 
 
 @dataclass
@@ -166,17 +187,13 @@ class StudentTrainer:
         self.base_model_dir, self.settings, self.labels = str(base_model_dir), settings, labels
         self.precision, self.log = precision, log or (lambda kind, record: None)
 
-    def _dev_scores(self, model, tokenizer, label_ids, dev: DevSet) -> dict[str, dict[str, float]]:
-        pairs = [(dev.queries[q], text) for q in sorted(dev.candidates) for _, text, _ in dev.candidates[q]]
-        values = iter(score_pairs(model, tokenizer, label_ids, self.labels, self.settings.student_doc_words, pairs,
-                                  self.settings.score_batch_size, self.precision))
-        return {q: {d: next(values) for d, _, _ in dev.candidates[q]} for q in sorted(dev.candidates)}
-
     def train(self, examples: list[StudentExample], out_dir: str | Path, dev: DevSet | None = None,
               preferences: frozenset[tuple[str, str, str]] = frozenset(),
               teacher_orders: dict[str, list[str]] | None = None) -> TrainResult:
         """Train, keep the best state by dev nDCG@10 (the last one without a dev set), save it to
         `out_dir` with its StudentInfo, and choose the fusion weight on the dev slice."""
+        from transformers import get_linear_schedule_with_warmup
+
         s, teacher_orders = self.settings, teacher_orders or {}
         torch.manual_seed(s.seed)
         started = time.monotonic()
@@ -184,6 +201,7 @@ class StudentTrainer:
         tokenizer = load_tokenizer(self.base_model_dir)
         model = _adapted_model(self.base_model_dir, s, self.precision)
         trainable = [p for p in model.parameters() if p.requires_grad]
+        trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
         result = TrainResult(precision=self.precision.name, trainable_parameters=sum(p.numel() for p in trainable))
         label_ids = label_token_ids(tokenizer, self.labels)
         rng = random.Random(s.seed)
@@ -192,8 +210,6 @@ class StudentTrainer:
             raise ValueError("no training examples: the training table of this variant is empty")
         per_step = s.batch_groups * s.gradient_accumulation
         total_steps = max(1, s.epochs * math.ceil(groups_per_epoch / per_step))
-        from transformers import get_linear_schedule_with_warmup
-
         optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
         schedule = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
         first_stage = dev.first_stage_run() if dev else None
@@ -203,7 +219,8 @@ class StudentTrainer:
             """Score the dev slice; keep the state if it is the best so far. False = stop (patience)."""
             nonlocal best_state, best_scores, stale_evals
             model.eval()
-            scores = self._dev_scores(model, tokenizer, label_ids, dev)
+            scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision)
+            scores = dev_scores(scorer, dev, s.score_batch_size)
             model.train()
             value = ndcg_at_10(dev.qrels, reranked(first_stage, scores))
             improved = result.best_dev_ndcg is None or value > result.best_dev_ndcg
@@ -219,7 +236,6 @@ class StudentTrainer:
             self.log("dev", record)
             return stale_evals < s.patience
 
-        trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
         if dev:
             result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, first_stage)
             evaluate(0)

@@ -14,8 +14,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.test_ui import free_port, wait_for
+from tests.conftest import PROJECT_ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(os.environ.get("RR_TEST_ARTIFACTS", PROJECT_ROOT / "test-artifacts")) / "browser"
