@@ -220,10 +220,16 @@ def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.
                 continue
             pairs = list(zip(subset["query"], subset["document"]))
             started = time.monotonic()
+
+            def progress(done: int, total: int, stage=stage, mode=mode, started=started) -> None:
+                rate = done / max(time.monotonic() - started, 1e-9)
+                log_line(f"{stage}/{mode}: {done}/{total} pairs scored ({rate:.2f} pairs/s)")
+
             if mode == "score":
-                scores, explanations = reranker.score(pairs, student.score_batch_size), [None] * len(pairs)
+                scores = reranker.score(pairs, student.score_batch_size, progress)
+                explanations = [None] * len(pairs)
             else:
-                explained = reranker.explain(pairs, explain.max_new_tokens, explain.batch_size)
+                explained = reranker.explain(pairs, explain.max_new_tokens, explain.batch_size, progress)
                 explanations, scores = [e for e, _ in explained], [s for _, s in explained]
             seconds = time.monotonic() - started
             log_line(f"{stage}/{mode}: scored {len(pairs)} pairs in {seconds:.0f} s ({len(pairs) / seconds:.2f} pairs/s)",

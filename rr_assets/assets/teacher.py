@@ -102,7 +102,7 @@ def judge_pairs(home: RRHome, run: TeacherRun, service: TeacherService, reasonin
     return home.warehouse().query("judge_pairs", {
         "collection": run.collection, "judge_depth": s.judge_depth, "train_queries": limit(s.train_queries),
         "eval_queries": limit(s.eval_queries), "grounded": variant.grounded,
-        "train_depth": s.judge_depth if variant.explain_negatives < 0 else variant.explain_negatives})
+        "explain_per_query": variant.explain_per_query})
 
 
 @dg.asset(deps=["first_stage_candidates", "queries", "corpus", "qrels", "splits", "prompt_templates"], **TEACHER_ASSET)

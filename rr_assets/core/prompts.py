@@ -36,7 +36,7 @@ class PromptVariant:
     api: str
     teacher_doc_words: int
     grounded: bool = False
-    explain_negatives: int = -1  # grounded: top candidates per training query the teacher explains; -1 = judge_depth
+    explain_per_query: int = 3  # grounded: training pairs per query the teacher explains (best-graded first)
     structured_output: str = "none"
     max_parse_failure_rate: float = 0.5
     teacher_params: dict = field(default_factory=dict)
@@ -156,7 +156,7 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         api=api,
         teacher_doc_words=int(meta.get("teacher_doc_words", 300)),
         grounded=bool(meta.get("grounded", False)),
-        explain_negatives=int(meta.get("explain_negatives", -1)),
+        explain_per_query=int(meta.get("explain_per_query", 3)),
         structured_output=structured_output,
         max_parse_failure_rate=float(meta.get("max_parse_failure_rate", 0.5)),
         teacher_params=dict(meta.get("teacher_params", {})),

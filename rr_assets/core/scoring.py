@@ -26,17 +26,19 @@ class StudentReranker:
         self.model, self.tokenizer, self.info = load_student(checkpoint_dir, self.precision)
         self.label_ids = label_token_ids(self.tokenizer, self.info.labels)
 
-    def score(self, pairs: list[tuple[str, str]], batch_size: int = 16) -> list[float]:
-        """Expected label of each (query, document), read at the label position; no explanation."""
+    def score(self, pairs: list[tuple[str, str]], batch_size: int = 16, progress=None) -> list[float]:
+        """Expected label of each (query, document), read at the label position; no explanation.
+        `progress(done, total)` follows each batch."""
         return score_pairs(self.model, self.tokenizer, self.label_ids, self.info.labels, self.info.doc_words, pairs,
-                           batch_size, self.precision)
+                           batch_size, self.precision, progress=progress)
 
     def explain(self, pairs: list[tuple[str, str]], max_new_tokens: int = 48,
-                batch_size: int = 8) -> list[tuple[str, float]]:
-        """(explanation, expected label read after it) of each (query, document)."""
+                batch_size: int = 8, progress=None) -> list[tuple[str, float]]:
+        """(explanation, expected label read after it) of each (query, document); `progress(done,
+        total)` follows each batch of explanations."""
         prompts = [explain_prefix(q, d, self.info.doc_words) for q, d in pairs]
         explanations = generate_explanations(self.model, self.tokenizer, prompts, max_new_tokens, batch_size,
-                                             self.precision)
+                                             self.precision, progress=progress)
         scores = score_pairs(self.model, self.tokenizer, self.label_ids, self.info.labels, self.info.doc_words,
                              pairs, batch_size, self.precision, explanations=explanations)
         return list(zip(explanations, scores))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,10 +224,12 @@ def generation_loss(model, batch: dict[str, torch.Tensor], prompt_lengths: list[
 @torch.no_grad()
 def score_pairs(model, tokenizer, label_ids: list[int], labels: tuple[int, ...], doc_words: int,
                 pairs: list[tuple[str, str]], batch_size: int, precision: Precision,
-                explanations: list[str] | None = None) -> list[float]:
+                explanations: list[str] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[float]:
     """Expected label of each (query, document) pair, in input order, read at the label position:
     right after the document (score mode) or after the pair's explanation (explain mode). Pairs
-    are batched by token length so that little padding is computed."""
+    are batched by token length so that little padding is computed; `progress(done, total)`
+    follows each batch."""
     if explanations is None:
         texts = [score_text(query, document, labels[0], doc_words) for query, document in pairs]
     else:
@@ -242,12 +245,15 @@ def score_pairs(model, tokenizer, label_ids: list[int], labels: tuple[int, ...],
             values = expected_label(label_logits(model, batch, label_ids), labels).tolist()
         for i, value in zip(chunk, values):
             scores[i] = value
+        if progress:
+            progress(start + len(chunk), len(texts))
     return scores
 
 
 @torch.no_grad()
 def generate_explanations(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
-                          precision: Precision, temperature: float = 0.0) -> list[str]:
+                          precision: Precision, temperature: float = 0.0,
+                          progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Continue each explain-mode prompt up to its first line break (the label line follows it):
     batched by length, left-padded, with a KV cache; greedy when `temperature` is 0, sampled
     otherwise. Returns the explanations without surrounding space."""
@@ -267,6 +273,8 @@ def generate_explanations(model, tokenizer, prompts: list[str], max_new_tokens: 
                                      pad_token_id=tokenizer.pad_token_id, **sampling)
             for i, row in zip(chunk, out[:, batch["input_ids"].shape[1]:]):
                 explanations[i] = tokenizer.decode(row, skip_special_tokens=True).split("\n")[0].strip()
+            if progress:
+                progress(start + len(chunk), len(prompts))
     finally:
         tokenizer.padding_side = "right"
     return explanations

@@ -25,7 +25,7 @@ def test_default_variant_renders_query_and_document_inside_delimiters():
 
 def test_grounded_variant_shows_the_label_only_when_given():
     variant = load_variant(PROMPTS, "grounded")
-    assert variant.grounded and variant.explain_negatives == 1
+    assert variant.grounded and variant.explain_per_query == 3
     given = variant.render("direct", query="Why?", document="Because.", label=2)
     assert given.endswith("Query: Why?\nDocument: <document>Because.</document>\nRelevance: 2\nExplanation:")
     assert given.startswith("Each example explains why a document has the relevance label it was given")
