@@ -136,8 +136,9 @@ def benchmark_report(
     probe = warehouse.query("report_injection", params)
     label_sources = frames["judgments"]
     notes = [
-        f"Rerankers reorder the first stage's top {student.rerank_depth} (teachers: the top {teacher.settings.judge_depth}); "
-        "documents below keep first-stage order. Teacher rows cover only the evaluation queries the teacher judged.",
+        f"Rerankers reorder the first stage's top {student.rerank_depth} (teachers: the top "
+        + ", ".join(f"{teacher.settings.for_variant(v).judge_depth} ({v})" for v in variants)
+        + "); documents below keep first-stage order. Teacher rows cover only the evaluation queries the teacher judged.",
         f"Prompt variants: {', '.join(variants) or 'none'} (unsuffixed systems: {primary}); teacher model "
         f"{teacher.settings.model}.",
     ]

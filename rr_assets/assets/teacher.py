@@ -40,7 +40,7 @@ def teacher_run(context, home: RRHome, service: TeacherService, tracker: Tracker
     stopped around the block) with progress in the Dagster log and a bar on a terminal."""
     collection, name = collection_and_variant(context)
     variant = service.variant(name)
-    s = service.settings
+    s = service.settings.for_variant(name)
     params = {"collection": collection, "prompt_variant": name, "prompt_hash": variant.content_hash, "kind": kind,
               "teacher_model": s.model, "teacher_endpoint": service.endpoint_label(), "judge_depth": s.judge_depth,
               "train_queries": s.train_queries, "eval_queries": s.eval_queries, "seed": s.seed,
@@ -92,7 +92,8 @@ def finish(home: RRHome, table: str, frame: pd.DataFrame, service: TeacherServic
 def judge_pairs(home: RRHome, run: TeacherRun, service: TeacherService, reasoning: bool = False) -> pd.DataFrame:
     """The pairs to judge; `reasoning`: for comparison and listwise reasoning, on at most
     `reasoning_queries` queries of each split."""
-    s, variant = service.settings, run.teacher.variant
+    variant = run.teacher.variant
+    s = service.settings.for_variant(variant.name)
 
     def limit(queries: int) -> int:
         if not reasoning or s.reasoning_queries < 0:

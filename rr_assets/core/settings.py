@@ -3,7 +3,7 @@ reads them from YAML, the Dagster resources hold them and the stage code takes t
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 
 
 def setting(default, help: str):
@@ -53,9 +53,23 @@ class TeacherSettings:
     min_agreement: float = setting(0.3, "agreement with qrels under which the agreement check warns")
     max_swap_inconsistency: float = setting(0.5, "share of swapped comparisons allowed to flip before the check warns")
     prices: dict = setting({}, "per model, price per 1,000 tokens: {model: {prompt: x, completion: y}}")
+    per_variant: dict = setting({}, "budget overrides per prompt variant: {variant: {judge_depth, train_queries, "
+                                    "eval_queries, reasoning_queries}}")
 
     def price(self, kind: str) -> float:
         return float(self.prices.get(self.model, {}).get(kind, 0.0))
+
+    def for_variant(self, variant: str) -> TeacherSettings:
+        """These settings with the budget overrides of one prompt variant applied."""
+        overrides = self.per_variant.get(variant, {})
+        unknown = set(overrides) - set(BUDGET_KEYS)
+        if unknown:
+            raise ValueError(f"teacher.per_variant.{variant}: only {list(BUDGET_KEYS)} can differ per variant, "
+                             f"not {sorted(unknown)}")
+        return replace(self, **overrides, per_variant={})
+
+
+BUDGET_KEYS = ("judge_depth", "train_queries", "eval_queries", "reasoning_queries")
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,13 @@ def test_every_setting_has_help_text(section):
     lines = help_lines(cls)
     assert [line.split(" (", 1)[0] for line in lines] == names
     assert all(line.split("): ", 1)[1].strip() for line in lines)
+
+
+def test_per_variant_budgets_override_only_budget_keys():
+    from rr_assets.core.settings import TeacherSettings
+
+    settings = TeacherSettings(judge_depth=10, train_queries=150, per_variant={"chat-json": {"train_queries": 30}})
+    assert settings.for_variant("chat-json").train_queries == 30 and settings.for_variant("chat-json").judge_depth == 10
+    assert settings.for_variant("grounded").train_queries == 150
+    with pytest.raises(ValueError, match=r"teacher.per_variant.x: only .* not \['model'\]"):
+        TeacherSettings(per_variant={"x": {"model": "other"}}).for_variant("x")
