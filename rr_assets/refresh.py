@@ -34,13 +34,7 @@ class Step:
 
     @property
     def label(self) -> str:
-        name = "+".join(k.to_user_string() for k in self.keys)
-        if self.partition is None:
-            return name
-        if isinstance(self.partition, dg.MultiPartitionKey):
-            keys = self.partition.keys_by_dimension
-            return f"{name}[{keys['collection']}|{keys['prompt_variant']}]"
-        return f"{name}[{self.partition}]"
+        return "+".join(k.to_user_string() for k in self.keys) + _partition_label(self.partition)
 
 
 def _resolver(instance: dg.DagsterInstance, asset_graph) -> CachingStaleStatusResolver:
