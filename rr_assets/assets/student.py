@@ -121,7 +121,7 @@ def student_checkpoint(
             "prompt_variant": variant.name, "prompt_hash": variant.content_hash, "teacher_model": teacher.settings.model,
             "teacher_endpoint": teacher.endpoint_label(), "data_versions": data_versions,
             "train_examples": len(examples), "comparison_preferences": len(preferences), "teacher_orders": len(orders),
-            "listwise_target": "teacher window order" if result.listwise_groups.get("teacher_order") else "direct labels",
+            "listwise_target": result.listwise_target,
             "listwise_groups": result.listwise_groups, "settings": asdict(student),
             "adapter": "full fine-tuning" if student.lora_r == 0 else f"LoRA r={student.lora_r} on {list(student.lora_targets)}",
             "result": {k: v for k, v in asdict(result).items() if k != "curve"}, "train_curve": result.curve,
@@ -257,7 +257,6 @@ def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.
                   "timings": dg.MetadataValue.json(timings), "seconds": round(sum(t["seconds"] for t in timings), 1)},
         data_version=dg.DataVersion(warehouse.table_hash("student_scores", where)),
     )
-
 
 
 def best_registered(registry: StudentRegistry, home: RRHome, collection: str, variant: str) -> RegisteredVersion | None:

@@ -162,6 +162,15 @@ class TrainResult:
     fusion_weight: float | None = None
     fusion_dev_ndcg: float | None = None
 
+    @property
+    def listwise_target(self) -> str:
+        """Which listwise target trained: the teacher's window order, the direct labels, or both
+        (groups the teacher's windows ranked fewer than two documents of fall back to the labels)."""
+        ordered, labelled = self.listwise_groups.get("teacher_order", 0), self.listwise_groups.get("labels", 0)
+        if ordered and labelled:
+            return f"teacher window order ({ordered} groups), direct labels ({labelled} groups)"
+        return "teacher window order" if ordered else "direct labels"
+
 
 # --- the trainer -------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from rr_assets.core.student_model import StudentExample, expected_label
 from rr_assets.core.training import (
     DevSet,
+    TrainResult,
     dev_ndcg,
     listwise_label_loss,
     listwise_loss,
@@ -131,3 +132,10 @@ def test_dev_ndcg_scores_the_reranked_dev_slice():
                  qrels={"q": {"d2": 1}})
     assert dev.first_stage_run() == {"q": {"d1": 2.0, "d2": 1.0}}
     assert dev_ndcg(ByWordOverlap(), dev, batch_size=4) == pytest.approx(1.0)
+
+
+def test_the_card_says_which_listwise_target_trained():
+    assert TrainResult(listwise_groups={"labels": 5}).listwise_target == "direct labels"
+    assert TrainResult(listwise_groups={"teacher_order": 3}).listwise_target == "teacher window order"
+    assert TrainResult(listwise_groups={"teacher_order": 2, "labels": 648}).listwise_target == (
+        "teacher window order (2 groups), direct labels (648 groups)")
