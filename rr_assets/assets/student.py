@@ -55,6 +55,13 @@ def dev_set(warehouse: Warehouse, collection: str, student: StudentSettings) -> 
     return DevSet(dict(zip(rows["query_id"], rows["query"])), candidates, {q: qrels.get(q, {}) for q in candidates})
 
 
+def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: int) -> list[StudentExample]:
+    """A variant's training pairs for the student (explanation "" where the teacher wrote none)."""
+    rows = warehouse.query("student_examples", {**where, "max_queries": max_queries})
+    return [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation)
+            for r in rows.itertuples()]
+
+
 def weights_hash(folder: Path) -> str:
     """The content hash of a checkpoint's weights: its data version."""
     files = sorted(folder.glob("*.safetensors"))
@@ -85,8 +92,7 @@ def student_checkpoint(
     variant = teacher.variant(variant_name)
     warehouse = home.warehouse()
     where = {"collection": collection, "prompt_variant": variant.name}
-    examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation or "")
-                for r in warehouse.query("student_examples", {**where, "max_queries": student.max_train_queries}).itertuples()]
+    examples = training_examples(warehouse, where, student.max_train_queries)
     preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
     orders = {r.query_id: json.loads(r.ranked_doc_ids) for r in warehouse.query("teacher_orders", where).itertuples()}
     dev = dev_set(warehouse, collection, student)
@@ -162,8 +168,7 @@ def student_rl_checkpoint(
         return dg.MaterializeResult(metadata={"enabled": False}, data_version=dg.DataVersion("disabled"))
     warehouse = home.warehouse()
     where = {"collection": collection, "prompt_variant": variant_name}
-    examples = [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation or "")
-                for r in warehouse.query("student_examples", {**where, "max_queries": student.max_train_queries}).itertuples()]
+    examples = training_examples(warehouse, where, student.max_train_queries)
     precision = choose_precision(student.precision)
     sft_card = json.loads((sft_dir / "card.json").read_text())
     log_line = throttled(context)

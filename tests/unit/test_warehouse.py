@@ -51,3 +51,17 @@ def test_table_hash_follows_content_not_order(tmp_path):
     assert warehouse.table_hash("queries", {"collection": "c"}) == first
     warehouse.replace_rows("queries", {"collection": "c"}, frame.assign(text=["one", "changed"]))
     assert warehouse.table_hash("queries", {"collection": "c"}) != first
+
+
+def test_training_pairs_without_an_explanation_get_an_empty_one(tmp_path):
+    """A NULL explanation must not reach the student as the text 'nan' (it then learns to write it)."""
+    from rr_assets.assets.student import training_examples
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    with warehouse.connect() as con:
+        con.execute("CREATE TABLE train_pointwise AS SELECT * FROM (VALUES "
+                    "('c', 'v', 'q1', 'd1', 'query', 'doc one', 2, 'it answers the query'), "
+                    "('c', 'v', 'q1', 'd2', 'query', 'doc two', 0, NULL)) "
+                    "AS t(collection, prompt_variant, query_id, doc_id, query, document, label, explanation)")
+    examples = training_examples(warehouse, {"collection": "c", "prompt_variant": "v"}, -1)
+    assert [(e.doc_id, e.label, e.explanation) for e in examples] == [("d1", 2, "it answers the query"), ("d2", 0, "")]
