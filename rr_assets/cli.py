@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="run everything on the bundled demo collection").set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="materialise the pipeline with a config file")
     run.add_argument("-c", "--config", required=True)
-    run.add_argument("--select", help="Dagster asset selection, e.g. 'key:bm25_candidates+'")
+    run.add_argument("--select", help="Dagster asset selection, e.g. 'key:first_stage_candidates+'")
     run.add_argument("--collection", action="append", help="only this collection (repeatable)")
     run.add_argument("--variant", action="append",
                      help="prompt variant to run (repeatable; a backfill over several variants)")

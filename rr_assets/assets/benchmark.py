@@ -35,6 +35,10 @@ def _named(kind: str, variant: str, primary: str) -> str:
     return kind if variant == primary else f"{kind}:{variant}"
 
 
+def _rounded(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _card(home: RRHome, name: str) -> dict:
     path = Path(home.path) / "checkpoints" / name / "card.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -80,21 +84,27 @@ def variant_systems(home: RRHome, collection: str, variant: str, primary: str, f
     return systems
 
 
-def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[str]) -> list[StageCost]:
-    """Wall time, teacher tokens and estimated cost of the latest materialisation of each stage."""
+def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[str], answers: pd.DataFrame,
+                teacher: TeacherService) -> list[StageCost]:
+    """Each stage's latest materialisation (wall time, new teacher calls) and, for teacher stages, the
+    answers its rows use with their tokens and estimated price."""
+    used = {(r.prompt_variant, r.stage): r for r in answers.itertuples()}
     costs = []
     for asset in COSTED_ASSETS:
-        partitions = [collection] if asset in ("corpus", "bm25_index", "first_stage_candidates", "splits") else [
-            variant_key(collection, v) for v in variants]
-        for partition in partitions:
+        partitions = [(collection, None)] if asset in ("corpus", "bm25_index", "first_stage_candidates", "splits") else [
+            (variant_key(collection, v), v) for v in variants]
+        for partition, variant in partitions:
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
             if not records:
                 continue
             meta = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-            label = asset if isinstance(partition, str) else f"{asset}[{partition.keys_by_dimension['prompt_variant']}]"
-            costs.append(StageCost(label, meta.get("seconds"), int(meta.get("prompt_tokens", 0)),
-                                   int(meta.get("completion_tokens", 0)), float(meta.get("estimated_cost", 0.0))))
+            label = asset if variant is None else f"{asset}[{variant}]"
+            row = used.get((variant, asset))
+            prompt, completion = (int(row.prompt_tokens), int(row.completion_tokens)) if row else (0, 0)
+            price = (prompt * teacher.settings.price("prompt") + completion * teacher.settings.price("completion")) / 1000
+            costs.append(StageCost(label, meta.get("seconds"), int(meta.get("new_teacher_calls", 0)),
+                                   int(row.answers) if row else 0, prompt, completion, round(price, 6)))
     return costs
 
 
@@ -151,8 +161,9 @@ def benchmark_report(
         if card:
             r = card["result"]
             notes.append(f"{variant} student: {card['adapter']}, {r['optimizer_steps']} optimizer steps "
-                         f"({r['epochs']} epochs, stopped: {r['stop_reason']}), best dev nDCG@10 {r['best_dev_ndcg']} "
-                         f"at step {r['best_step']} (first stage on dev: {r['first_stage_dev_ndcg']}), listwise target: "
+                         f"({r['epochs']} epochs, stopped: {r['stop_reason']}), best dev nDCG@10 {_rounded(r['best_dev_ndcg'])} "
+                         f"at step {r['best_step']} (first stage on dev: {_rounded(r['first_stage_dev_ndcg'])}; fused: "
+                         f"{_rounded(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
     injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
                  f"{r.shift:+.2f}, labels raised in {r.raised:.0%} of pairs" for r in probe.itertuples()]
@@ -163,7 +174,8 @@ def benchmark_report(
     samples += [Sample(f"student {r.stage} ({r.prompt_variant}, explain mode)", query_texts.get(r.query_id, ""), r.doc_id,
                        f"{r.score:.2f}", r.explanation) for r in explained.itertuples()]
     report = Report(collection, first_name, len(qrels), results, published,
-                    stage_costs(context.instance, collection, variants), curves,
+                    stage_costs(context.instance, collection, variants, warehouse.query("report_teacher_answers", params),
+                                teacher), curves,
                     {"Notes": notes, "Prompt injection": injection}, samples)
     with tracker.run(context, {"collection": collection, "prompt_variants": ",".join(variants)}) as tracked:
         paths = write_report(home.dir("reports", collection), report)

@@ -28,8 +28,13 @@ class Sample:
 
 @dataclass(frozen=True)
 class StageCost:
+    """A stage's latest materialisation: its wall time and new teacher calls; for teacher stages,
+    the answers its rows use (new or cached), their tokens and their price at the configured rates."""
+
     stage: str
     seconds: float | None
+    new_teacher_calls: int = 0
+    answers_used: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated_cost: float = 0.0
@@ -138,10 +143,12 @@ def write_report(out_dir: str | Path, report: Report) -> dict[str, Path]:
         lines += [f"| {p['system']} | {p.get('nDCG@10', '—')} | {p.get('R@100', '—')} | {p['source']} |"
                   for p in report.published] + [""]
     if report.costs:
-        lines += ["## Cost per stage", "", "| stage | wall time (s) | prompt tokens | completion tokens | est. cost |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {c.stage} | {c.seconds if c.seconds is not None else '—'} | {c.prompt_tokens} | "
-                  f"{c.completion_tokens} | {c.estimated_cost:.4f} |" for c in report.costs] + [""]
+        lines += ["## Cost per stage", "", "Wall time and new teacher calls of each stage's latest run; answers, tokens "
+                  "and cost count every teacher answer the stage's rows use, paid then or earlier (cached).", "",
+                  "| stage | wall time (s) | new teacher calls | answers used | prompt tokens | completion tokens | est. cost |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {c.stage} | {c.seconds if c.seconds is not None else '—'} | {c.new_teacher_calls} | {c.answers_used} | "
+                  f"{c.prompt_tokens} | {c.completion_tokens} | {c.estimated_cost:.4f} |" for c in report.costs] + [""]
     for title, items in report.sections.items():
         if items:
             lines += [f"## {title}", ""] + [f"- {item}" for item in items] + [""]

@@ -85,7 +85,9 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
             detail = metrics["details"][name]
             assert 0.0 <= detail["p_value_t"] <= 1.0 and detail["wins"] + detail["ties"] + detail["losses"] == detail["queries"]
     assert metrics["details"]["teacher"]["queries"] <= 4 and metrics["details"]["student_explain"]["queries"] == 2
-    assert metrics["details"]["student"]["pairs_per_s"] > 0 and metrics["costs"]
+    assert metrics["details"]["student"]["pairs_per_s"] > 0
+    judged = next(c for c in metrics["costs"] if c["stage"] == "teacher_judgments[grounded]")
+    assert judged["answers_used"] > 0 and judged["prompt_tokens"] > 0 and judged["seconds"] > 0
     assert Path(f"{home}/reports/demo/metrics.png").read_bytes()[:4] == b"\x89PNG"
     report = Path(f"{home}/reports/demo/report.md").read_text()
     assert "| student |" in report and "## Prompt injection" in report and "## Cost per stage" in report
