@@ -137,6 +137,7 @@ def test_embedded_server_killed_mid_run_fails_fast_and_the_rerun_sends_only_the_
         worker.join(timeout=60)
         proxy.stop()
     assert outcome["type"] is TeacherUnreachable
+    print(f"server SIGKILL to TeacherUnreachable: {outcome['at'] - killed_at:.2f} s")
     assert outcome["at"] - killed_at < 30
     assert "exited with signal SIGKILL" in outcome["error"] and "Last lines of its log" in outcome["error"]
     assert re.search(r"\d+ of the \d+ new answers arrived and are cached", outcome["error"])
