@@ -14,6 +14,7 @@ from rr_assets.core.prompts import list_variants
 from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
+from rr_assets.core.teacher import TeacherUsage
 from rr_assets.partitions import collection_partitions, variant_key
 from rr_assets.resources import Collections, RRHome, TeacherService, Tracker
 
@@ -102,7 +103,7 @@ def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[st
             label = asset if variant is None else f"{asset}[{variant}]"
             row = used.get((variant, asset))
             prompt, completion = (int(row.prompt_tokens), int(row.completion_tokens)) if row else (0, 0)
-            price = (prompt * teacher.settings.price("prompt") + completion * teacher.settings.price("completion")) / 1000
+            price = teacher.cost(TeacherUsage(prompt_tokens=prompt, completion_tokens=completion))
             costs.append(StageCost(label, meta.get("seconds"), int(meta.get("new_teacher_calls", 0)),
                                    int(row.answers) if row else 0, prompt, completion, round(price, 6)))
     return costs
