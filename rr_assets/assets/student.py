@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from rr_assets.core.model_card import write_card
 from rr_assets.core.models import file_sha256
 from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
 from rr_assets.core.rl import GRPORefiner
@@ -134,7 +135,7 @@ def student_checkpoint(
             "dagster_run_id": context.run.run_id, "dagster_home": context.instance.root_directory,
             "rr_home": home.path, "mlflow_run_id": tracked.run_id, "created_at": datetime.now(UTC).isoformat(),
         }
-        (out_dir / "card.json").write_text(json.dumps(card, indent=2))
+        write_card(out_dir, card)
         tracked.params({"listwise_target": card["listwise_target"]})
         version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
             "stage": "sft", "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
@@ -186,7 +187,7 @@ def student_rl_checkpoint(
                 "rl_curve": result.curve, "rl_stop_reason": result.stop_reason, "dev_nDCG@10": value,
                 "dagster_run_id": context.run.run_id, "mlflow_run_id": tracked.run_id,
                 "created_at": datetime.now(UTC).isoformat()}
-        (out_dir / "card.json").write_text(json.dumps(card, indent=2))
+        write_card(out_dir, card)
         version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
             "stage": "rl", "prompt_variant": variant_name, "prompt_hash": sft_card["prompt_hash"],
             "teacher_model": sft_card["teacher_model"], "dagster_run_id": context.run.run_id,

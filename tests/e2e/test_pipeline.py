@@ -72,6 +72,8 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
     assert card["listwise_target"].startswith(("teacher window order", "direct labels"))
     assert card["adapter"].startswith("LoRA r=16")
     assert card["result"]["fusion_weight"] is not None
+    readme = Path(f"{home}/checkpoints/demo-grounded/README.md").read_text()
+    assert card["prompt_hash"] in readme and card["mlflow_run_id"] in readme and "More Information Needed" not in readme
     for stage in ("demo-grounded", "demo-grounded-rl"):
         folder = f"{home}/checkpoints/{stage}"
         assert os.path.exists(f"{folder}/adapter_model.safetensors") and os.path.exists(f"{folder}/rr_student.json")

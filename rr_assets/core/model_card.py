@@ -1,0 +1,54 @@
+"""A checkpoint's README.md, written from its card.json: what it is, what produced it, how it did.
+
+peft's `save_pretrained` leaves a template full of "More Information Needed"; this replaces it, so a
+checkpoint folder (and its copy in the MLflow registry) tells a reader its lineage at a glance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rr_assets.core.models import EMBEDDED
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def card_markdown(card: dict) -> str:
+    """The model card of a student checkpoint, from the fields its card.json holds."""
+    result = card.get("result", {})
+    stage = "RL-refined (GRPO)" if card["stage"] == "rl" else "distilled"
+    dev = card.get("dev_nDCG@10", result.get("best_dev_ndcg"))
+    base = "the embedded Gemma 3 270M" if card["base_model"] == EMBEDDED else f"`{card['base_model']}`"
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"rr student reranker, {stage}: {card['adapter']} on {base}, trained for collection "
+        f"`{card['collection']}` from prompt variant `{card['prompt_variant']}` (hash `{card['prompt_hash']}`), "
+        f"teacher `{card['teacher_model']}`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| dev nDCG@10 | {_figure(dev)} (first stage on the same queries: "
+        f"{_figure(result.get('first_stage_dev_ndcg'))}) |",
+        f"| training | {result.get('optimizer_steps')} optimizer steps, {result.get('epochs')} epochs, "
+        f"stopped: {result.get('stop_reason')}, precision {result.get('precision')} |",
+        f"| training pairs | {card['train_examples']}; listwise target: {card['listwise_target']} |",
+        f"| fusion weight | {result.get('fusion_weight')} on the student (chosen on the dev slice) |",
+    ]
+    if card["stage"] == "rl":
+        lines.append(f"| RL | {len(card.get('rl_curve', []))} steps from `{card['from_checkpoint']}`, "
+                     f"stopped: {card.get('rl_stop_reason')} |")
+    lines += [f"| Dagster run | `{card['dagster_run_id']}` |", f"| MLflow run | `{card['mlflow_run_id']}` |", "",
+              "Training tables and their data versions (rows-hash):", ""]
+    lines += [f"- `{table}`: `{version}`" for table, version in card["data_versions"].items()]
+    lines += ["", "Full lineage: `rr lineage` on this folder, or `card.json` beside this file.", ""]
+    return "\n".join(lines)
+
+
+def write_card(folder: Path, card: dict) -> None:
+    """card.json (for machines) and README.md (for people) into a checkpoint folder."""
+    (folder / "card.json").write_text(json.dumps(card, indent=2))
+    (folder / "README.md").write_text(card_markdown(card))
