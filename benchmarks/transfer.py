@@ -18,18 +18,12 @@ import json
 import time
 from pathlib import Path
 
+from rr_assets.assets.benchmark import nested
 from rr_assets.config import load_config
 from rr_assets.core.reports import results_table
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems
 from rr_assets.core.warehouse import Warehouse
-
-
-def nested(frame, value: str, cast=float) -> dict[str, dict[str, float]]:
-    result: dict = {}
-    for row in frame.itertuples():
-        result.setdefault(row.query_id, {})[row.doc_id] = cast(getattr(row, value))
-    return result
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ COSTED_ASSETS = ("corpus", "bm25_index", "first_stage_candidates", "splits", "te
                  "student_rl_checkpoint", "student_scores")
 
 
-def _nested(frame: pd.DataFrame, value: str, cast=float) -> dict:
+def nested(frame: pd.DataFrame, value: str, cast=float) -> dict:
     """{query_id: {doc_id: value}} from a frame with query_id and doc_id columns."""
     result: dict = {}
     for row in frame.itertuples():
@@ -52,7 +52,7 @@ def variant_systems(home: RRHome, collection: str, variant: str, primary: str, f
     systems: list[System] = []
     judged = frames["judgments"][frames["judgments"]["prompt_variant"] == variant]
     if len(judged):
-        labels = _nested(judged, "label")
+        labels = nested(judged, "label")
         systems.append(ScoredReranker(name("teacher"), frozenset(labels), note="direct labels; only the queries it judged",
                                       scores=labels))
     orders = {r.query_id: json.loads(r.final_doc_ids)
@@ -68,20 +68,20 @@ def variant_systems(home: RRHome, collection: str, variant: str, primary: str, f
         if score_mode.empty:
             continue
         systems.append(ScoredReranker(name(kind), None, depth, speed.get((stage, "score")), "score mode",
-                                      scores=_nested(score_mode, "score")))
+                                      scores=nested(score_mode, "score")))
         weight = card.get("result", {}).get("fusion_weight")
         if stage == "sft" and weight is not None:
             systems.append(FusedReranker(name("student+first_stage"), None, depth, None,
                                          f"min–max interpolation, weight {weight} chosen on dev",
-                                         scores=_nested(score_mode, "score"), weight=weight))
+                                         scores=nested(score_mode, "score"), weight=weight))
         explained = scores[(scores["stage"] == stage) & (scores["mode"] == "explain")]
         if len(explained):
             subset = frozenset(explained["query_id"])
             systems.append(ScoredReranker(name(f"{kind}_explain"), subset, depth, speed.get((stage, "explain")),
-                                          "explain mode (InteRank), fixed subset", scores=_nested(explained, "score")))
+                                          "explain mode (InteRank), fixed subset", scores=nested(explained, "score")))
             systems.append(ScoredReranker(name(f"{kind}_score_subset"), subset, depth, speed.get((stage, "score")),
                                           "score mode on the explain-mode subset",
-                                          scores=_nested(score_mode[score_mode["query_id"].isin(subset)], "score")))
+                                          scores=nested(score_mode[score_mode["query_id"].isin(subset)], "score")))
     return systems
 
 
@@ -123,8 +123,8 @@ def benchmark_report(
     warehouse = home.warehouse()
     params = {"collection": collection}
     candidates = warehouse.query("ranked_candidates", {**params, "split": "eval", "depth": 1_000_000, "queries": -1})
-    qrels = _nested(warehouse.query("split_qrels", {**params, "split": "eval"}), "relevance", int)
-    first_stage = _nested(candidates, "score")
+    qrels = nested(warehouse.query("split_qrels", {**params, "split": "eval"}), "relevance", int)
+    first_stage = nested(candidates, "score")
     first_name = collections.source(collection).first_stage_label
     configured = teacher.variant_names()
     present = list(warehouse.query("student_variants", params)["prompt_variant"])
