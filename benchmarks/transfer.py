@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rr_assets.assets.benchmark import nested
 from rr_assets.config import load_config
-from rr_assets.core.reports import results_table
+from rr_assets.core.reports import results_table, significance
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems
 from rr_assets.core.warehouse import Warehouse
@@ -51,9 +51,7 @@ def main() -> None:
     started = time.perf_counter()
     values = reranker.score(list(zip(top["query"], top["document"])), args.batch_size)
     pairs_per_s = len(top) / (time.perf_counter() - started)
-    scores: dict[str, dict[str, float]] = {}
-    for query_id, doc_id, value in zip(top["query_id"], top["doc_id"], values):
-        scores.setdefault(query_id, {})[doc_id] = value
+    scores = nested(top.assign(student=values), "student")
 
     source = f"from {card['collection']}"
     weight = card["result"]["fusion_weight"] if card["result"].get("fusion_weight") is not None else 0.5
@@ -72,13 +70,8 @@ def main() -> None:
         "checkpoint": str(args.checkpoint), "trained_on": card["collection"], "prompt_variant": card["prompt_variant"],
         "collection": collection, "queries": len(qrels), "rerank_depth": args.depth, "fusion_weight": weight,
         "precision": reranker.precision.name,
-        "systems": {r.name: {**r.metrics, "pairs_per_s": r.pairs_per_s,
-                             **({"delta_nDCG@10": r.versus_first_stage.mean_difference,
-                                 "p_value_t": r.versus_first_stage.p_value_t,
-                                 "wins_ties_losses": [r.versus_first_stage.wins, r.versus_first_stage.ties,
-                                                      r.versus_first_stage.losses]}
-                                if r.versus_first_stage else {})}
-                    for r in results}}, indent=2))
+        "systems": {r.name: {**r.metrics, "pairs_per_s": r.pairs_per_s, **significance(r)} for r in results},
+    }, indent=2))
     print(f"\nwrote {out}")
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from rr_assets.config import RESOURCES_DIR
+from rr_assets.core.model_card import figure
 from rr_assets.core.prompts import list_variants
 from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
 from rr_assets.core.settings import StudentSettings
@@ -34,10 +35,6 @@ def nested(frame: pd.DataFrame, value: str, cast=float) -> dict:
 
 def _named(kind: str, variant: str, primary: str) -> str:
     return kind if variant == primary else f"{kind}:{variant}"
-
-
-def _rounded(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
 
 
 def _card(home: RRHome, name: str) -> dict:
@@ -162,9 +159,9 @@ def benchmark_report(
         if card:
             r = card["result"]
             notes.append(f"{variant} student: {card['adapter']}, {r['optimizer_steps']} optimizer steps "
-                         f"({r['epochs']} epochs, stopped: {r['stop_reason']}), best dev nDCG@10 {_rounded(r['best_dev_ndcg'])} "
-                         f"at step {r['best_step']} (first stage on dev: {_rounded(r['first_stage_dev_ndcg'])}; fused: "
-                         f"{_rounded(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
+                         f"({r['epochs']} epochs, stopped: {r['stop_reason']}), best dev nDCG@10 {figure(r['best_dev_ndcg'])} "
+                         f"at step {r['best_step']} (first stage on dev: {figure(r['first_stage_dev_ndcg'])}; fused: "
+                         f"{figure(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
     injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
                  f"{r.shift:+.2f}, labels raised in {r.raised:.0%} of pairs" for r in probe.itertuples()]

@@ -12,7 +12,8 @@ from pathlib import Path
 from rr_assets.core.models import EMBEDDED
 
 
-def _figure(value: float | None) -> str:
+def figure(value: float | None) -> str:
+    """A dev figure as shown to people: four decimals, or a dash when there is none."""
     return "—" if value is None else f"{value:.4f}"
 
 
@@ -31,8 +32,8 @@ def card_markdown(card: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| dev nDCG@10 | {_figure(dev)} (first stage on the same queries: "
-        f"{_figure(result.get('first_stage_dev_ndcg'))}) |",
+        f"| dev nDCG@10 | {figure(dev)} (first stage on the same queries: "
+        f"{figure(result.get('first_stage_dev_ndcg'))}) |",
         f"| training | {result.get('optimizer_steps')} optimizer steps, {result.get('epochs')} epochs, "
         f"stopped: {result.get('stop_reason')}, precision {result.get('precision')} |",
         f"| training pairs | {card['train_examples']}; listwise target: {card['listwise_target']} |",

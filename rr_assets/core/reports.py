@@ -53,7 +53,8 @@ class Report:
     samples: list[Sample] = field(default_factory=list)
 
 
-def _significance(result: SystemResult) -> dict:
+def significance(result: SystemResult) -> dict:
+    """A system's paired comparison with the first stage, as JSON fields (none for the first stage)."""
     c = result.versus_first_stage
     if c is None:
         return {}
@@ -69,7 +70,7 @@ def metrics_json(report: Report) -> dict:
         "first_stage": report.first_stage,
         "systems": {r.name: r.metrics for r in report.results},
         "details": {r.name: {"queries": r.queries, "rerank_depth": r.rerank_depth, "pairs_per_s": r.pairs_per_s,
-                             "note": r.note, **_significance(r)} for r in report.results},
+                             "note": r.note, **significance(r)} for r in report.results},
         "published": report.published,
         "costs": [asdict(c) for c in report.costs],
     }
