@@ -23,7 +23,7 @@ class StudentReranker:
 
     def __init__(self, checkpoint_dir: str | Path, precision: Precision | None = None):
         self.precision = precision or choose_precision()
-        self.model, self.tokenizer, self.info = load_student(checkpoint_dir, self.precision)
+        self.model, self.tokenizer, self.info = load_student(checkpoint_dir, self.precision, merged=True)
         self.label_ids = label_token_ids(self.tokenizer, self.info.labels)
 
     def score(self, pairs: list[tuple[str, str]], batch_size: int = 16, progress=None) -> list[float]:

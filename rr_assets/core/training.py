@@ -32,6 +32,7 @@ from rr_assets.core.student_model import (
     label_token_ids,
     load_base_model,
     load_tokenizer,
+    merged_adapter,
     score_pairs,
     score_text,
 )
@@ -228,8 +229,9 @@ class StudentTrainer:
             """Score the dev slice; keep the state if it is the best so far. False = stop (patience)."""
             nonlocal best_state, best_scores, stale_evals
             model.eval()
-            scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision)
-            scores = dev_scores(scorer, dev, s.score_batch_size)
+            with merged_adapter(model):
+                scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision)
+                scores = dev_scores(scorer, dev, s.score_batch_size)
             model.train()
             value = ndcg_at_10(dev.qrels, reranked(first_stage, scores))
             improved = result.best_dev_ndcg is None or value > result.best_dev_ndcg

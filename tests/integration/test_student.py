@@ -18,7 +18,9 @@ from rr_assets.core.student_model import (
     choose_precision,
     label_token_ids,
     load_base_model,
+    load_student,
     load_tokenizer,
+    merged_adapter,
     score_pairs,
 )
 from rr_assets.core.tracking import mlflow_run
@@ -95,6 +97,23 @@ def test_padding_and_batching_do_not_change_a_score(trained):
     batched = reranker.score(pairs, batch_size=5)
     alone = [reranker.score([p], batch_size=1)[0] for p in pairs]
     assert batched == pytest.approx(alone, abs=1e-4)
+
+
+def test_merging_the_adapter_keeps_the_scores_and_unmerging_restores_the_weights(trained):
+    examples, out, _, precision = trained
+    pairs = [(e.query, e.document) for e in examples[:6]]
+    model, tokenizer, info = load_student(out, precision)
+    ids = label_token_ids(tokenizer, info.labels)
+    score = lambda m: score_pairs(m, tokenizer, ids, info.labels, info.doc_words, pairs, 8, precision)
+    tolerance = 2e-2 if precision.bf16 else 1e-4
+    adapter = score(model)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with merged_adapter(model):
+        assert score(model) == pytest.approx(adapter, abs=tolerance)
+    assert all(torch.allclose(weights[k], v, atol=1e-6) for k, v in model.state_dict().items())
+    reranker = StudentReranker(out, precision)
+    assert not hasattr(reranker.model, "peft_config")  # the scorer runs the merged weights
+    assert reranker.score(pairs) == pytest.approx(adapter, abs=tolerance)
 
 
 def test_batched_explain_mode_equals_unbatched(trained):
