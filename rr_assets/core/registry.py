@@ -4,6 +4,7 @@ data teams promote and roll back by name."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,14 +79,17 @@ class StudentRegistry:
         self.client.set_registered_model_alias(version.name, CHAMPION, version.version)
 
     def download(self, uri: str, cache_dir: str | Path) -> tuple[Path, RegisteredVersion]:
-        """A local folder with the files of `models:/<name>/<version or alias>` (cached per version)."""
+        """A local folder with the files of `models:/<name>/<version or alias>`, cached per version and
+        source: version numbers restart in every tracking store, so the number alone would hand one
+        store's checkpoint to another."""
         name, _, ref = parse_model_uri(uri)
         version = self.version(name, ref)
-        target = Path(cache_dir) / "registry" / name / version.version
+        source = self.client.get_model_version(name, version.version).source
+        key = hashlib.sha256(source.encode()).hexdigest()[:12]
+        target = Path(cache_dir) / "registry" / name / f"{version.version}-{key}"
         if not (target / "student").is_dir():
             import mlflow.artifacts
 
-            source = self.client.get_model_version(name, version.version).source
             staging = target.with_name(target.name + ".partial")
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri)
             staging.rename(target)
