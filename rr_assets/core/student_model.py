@@ -173,7 +173,7 @@ def load_student(checkpoint_dir: str | Path, precision: Precision, merged: bool 
 def merged_adapter(model):
     """A LoRA adapter folded into its base weights for the duration, unfolded after (full weights: no
     change). Scores are the same, within float rounding; with 7 adapted layers per block, the
-    forward pass runs about 1.3-1.4x faster on the CPU."""
+    forward pass runs about 1.2-1.3x faster on the CPU (benchmarks/student_speed.py)."""
     if not hasattr(model, "merge_adapter"):
         yield model
         return
