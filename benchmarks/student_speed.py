@@ -5,8 +5,8 @@ bf16 keeps the ranking quality of float32 on the SciFact dev slice.
 
 Paths: float32 or bf16 autocast, crossed with the full-vocabulary LM head at every position (what
 scoring did before) or only the label rows at the label position (what rr does); with --checkpoint,
-also its LoRA adapter run beside the base weights or merged into them (what rr's scorer does). Pairs are real
-SciFact (query, abstract) pairs at the student's document budget (about 300 tokens at 200 words).
+also its LoRA adapter run beside the base weights or merged into them (what rr's scorer does).
+Pairs are real SciFact (query, abstract) pairs at the student's document budget (about 300 tokens at 200 words).
 The quality row scores the dev slice (a stable hash of SciFact training queries, never test
 queries) with --checkpoint (else the base model) in both precisions. Prints a table and writes
 JSON (default benchmarks/results/student_speed-<device>.json).
@@ -113,22 +113,20 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     speedup = cpu_bf16_speedup() if device.type == "cpu" else None
     rows = []
+
+    def time_path(path: str, fn, model, precision: Precision) -> None:
+        seconds = timed(lambda: fn(model, tokenizer, label_ids, labels, args.doc_words, pairs, args.batch_size, precision))
+        rows.append({"precision": precision.name, "path": path, "pairs": len(pairs), "tokens_per_pair": round(tokens),
+                     "pairs_per_s": round(len(pairs) / seconds, 2)})
+        print(rows[-1], flush=True)
+
     for bf16 in (False, True):
         precision = Precision(device, bf16)
         model = load_base_model(base, precision).eval()
         for path, fn in (("full vocabulary", full_vocabulary_scores), ("label rows", score_pairs)):
-            seconds = timed(lambda fn=fn, model=model, precision=precision: fn(
-                model, tokenizer, label_ids, labels, args.doc_words, pairs, args.batch_size, precision))
-            rows.append({"precision": precision.name, "path": path, "pairs": len(pairs), "tokens_per_pair": round(tokens),
-                         "pairs_per_s": round(len(pairs) / seconds, 2)})
-            print(rows[-1], flush=True)
+            time_path(path, fn, model, precision)
         for path, merged in (("lora adapter", False), ("lora merged", True)) if args.checkpoint else ():
-            model, _, _ = load_student(args.checkpoint, precision, merged=merged)
-            seconds = timed(lambda model=model, precision=precision: score_pairs(
-                model, tokenizer, label_ids, labels, args.doc_words, pairs, args.batch_size, precision))
-            rows.append({"precision": precision.name, "path": path, "pairs": len(pairs), "tokens_per_pair": round(tokens),
-                         "pairs_per_s": round(len(pairs) / seconds, 2)})
-            print(rows[-1], flush=True)
+            time_path(path, score_pairs, load_student(args.checkpoint, precision, merged=merged)[0], precision)
     examples = [StudentExample(q, d, queries[q], docs[d], 2, "") for q in sorted(train_qrels)[:8] for d in train_qrels[q]]
     examples += [StudentExample(q, d, queries[q], docs[d], 0, "") for q in sorted(train_qrels)[:8]
                  for d in sorted(docs)[:3]]
