@@ -6,7 +6,8 @@ bf16 keeps the ranking quality of float32 on the SciFact dev slice.
 Paths: float32 or bf16 autocast, crossed with the full-vocabulary LM head at every position (what
 scoring did before) or only the label rows at the label position (what rr does); with --checkpoint,
 also its LoRA adapter run beside the base weights or merged into them (what rr's scorer does).
-Pairs are real SciFact (query, abstract) pairs at the student's document budget (about 300 tokens at 200 words).
+Pairs are real SciFact (query, abstract) pairs at the student's document budget (about 300 tokens
+at 200 words).
 The quality row scores the dev slice (a stable hash of SciFact training queries, never test
 queries) with --checkpoint (else the base model) in both precisions. Prints a table and writes
 JSON (default benchmarks/results/student_speed-<device>.json).

@@ -21,6 +21,7 @@ class RegisteredVersion:
     name: str
     version: str
     tags: dict[str, str]
+    source: str  # where the version's files are (an artifact URI of its run)
 
     @property
     def uri(self) -> str:
@@ -54,18 +55,18 @@ class StudentRegistry:
         source = f"{self.client.get_run(run_id).info.artifact_uri}/student"
         version = self.client.create_model_version(name, source, run_id=run_id,
                                                    tags={k: str(v) for k, v in tags.items()})
-        return RegisteredVersion(name, str(version.version), dict(version.tags))
+        return _registered(version)
 
     def version(self, name: str, version_or_alias: str) -> RegisteredVersion:
         if version_or_alias.isdigit():
             found = self.client.get_model_version(name, version_or_alias)
         else:
             found = self.client.get_model_version_by_alias(name, version_or_alias)
-        return RegisteredVersion(name, str(found.version), dict(found.tags))
+        return _registered(found)
 
     def version_of_run(self, name: str, run_id: str) -> RegisteredVersion | None:
         found = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-        return RegisteredVersion(name, str(found[0].version), dict(found[0].tags)) if found else None
+        return _registered(found[0]) if found else None
 
     def champion(self, name: str) -> RegisteredVersion | None:
         from mlflow.exceptions import MlflowException
@@ -84,16 +85,21 @@ class StudentRegistry:
         store's checkpoint to another."""
         name, _, ref = parse_model_uri(uri)
         version = self.version(name, ref)
-        source = self.client.get_model_version(name, version.version).source
-        key = hashlib.sha256(source.encode()).hexdigest()[:12]
+        key = hashlib.sha256(version.source.encode()).hexdigest()[:12]
         target = Path(cache_dir) / "registry" / name / f"{version.version}-{key}"
         if not (target / "student").is_dir():
             import mlflow.artifacts
 
             staging = target.with_name(target.name + ".partial")
-            mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri)
+            mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(staging),
+                                                tracking_uri=self.tracking_uri)
             staging.rename(target)
         return target / "student", version
+
+
+def _registered(found) -> RegisteredVersion:
+    """Ours from an MLflow ModelVersion."""
+    return RegisteredVersion(found.name, str(found.version), dict(found.tags), found.source)
 
 
 def parse_model_uri(uri: str) -> tuple[str, str, str]:
