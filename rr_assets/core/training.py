@@ -1,8 +1,8 @@
 """R2R student training: epochs over query groups with R2R's pairwise, listwise and generation
 losses plus the label token's cross-entropy (pointwise, which keeps the label distribution from
 collapsing to one label, where the expected-label score stops carrying gradient), with warmup and
-decay, gradient accumulation, dev-slice selection of the best checkpoint, early stopping and a time
-budget."""
+decay (to zero at the last step or at the time budget, whichever comes first), gradient
+accumulation, dev-slice selection of the best checkpoint, early stopping and a time budget."""
 
 from __future__ import annotations
 
@@ -175,6 +175,17 @@ class TrainResult:
 
 # --- the trainer -------------------------------------------------------------------------------
 
+def learning_rate_factor(step: int, warmup_steps: int, total_steps: int, budget_used: float) -> float:
+    """The peak learning rate's multiplier at optimizer step `step`: linear warmup, then linear
+    decay that reaches zero at `total_steps` or when the time budget is used up (`budget_used`, the
+    share of it spent; 0 without one), whichever comes first. A run that its budget cuts short
+    therefore still ends annealed (budgeted training, Li et al., 2020), not at a high rate."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    by_steps = (total_steps - step) / max(1, total_steps - warmup_steps)
+    return max(0.0, min(by_steps, 1.0 - budget_used))
+
+
 def _adapted_model(base_model_dir: str | Path, settings: StudentSettings, precision: Precision):
     model = load_base_model(base_model_dir, precision)
     if settings.lora_r == 0:
@@ -202,12 +213,11 @@ class StudentTrainer:
               teacher_orders: dict[str, list[str]] | None = None) -> TrainResult:
         """Train, keep the best state by dev nDCG@10 (the last one without a dev set), save it to
         `out_dir` with its StudentInfo, and choose the fusion weight on the dev slice."""
-        from transformers import get_linear_schedule_with_warmup
-
         s, teacher_orders = self.settings, teacher_orders or {}
         torch.manual_seed(s.seed)
         started = time.monotonic()
-        deadline = started + s.time_budget_minutes * 60 if s.time_budget_minutes > 0 else math.inf
+        budget_seconds = s.time_budget_minutes * 60
+        deadline = started + budget_seconds if budget_seconds > 0 else math.inf
         tokenizer = load_tokenizer(self.base_model_dir)
         model = _adapted_model(self.base_model_dir, s, self.precision)
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -221,7 +231,13 @@ class StudentTrainer:
         per_step = s.batch_groups * s.gradient_accumulation
         total_steps = max(1, s.epochs * math.ceil(groups_per_epoch / per_step))
         optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
-        schedule = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+        warmup_steps = int(s.warmup_ratio * total_steps)
+
+        def budget_used() -> float:
+            return (time.monotonic() - started) / budget_seconds if budget_seconds > 0 else 0.0
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: learning_rate_factor(step, warmup_steps, total_steps, budget_used()))
         first_stage = dev.first_stage_run() if dev else None
         best_state, best_scores, stale_evals = None, None, 0
 

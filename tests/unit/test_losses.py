@@ -9,6 +9,7 @@ from rr_assets.core.training import (
     DevSet,
     TrainResult,
     dev_ndcg,
+    learning_rate_factor,
     listwise_label_loss,
     listwise_loss,
     listwise_order_loss,
@@ -139,3 +140,19 @@ def test_the_card_says_which_listwise_target_trained():
     assert TrainResult(listwise_groups={"teacher_order": 3}).listwise_target == "teacher window order"
     assert TrainResult(listwise_groups={"teacher_order": 2, "labels": 648}).listwise_target == (
         "teacher window order (2 groups), direct labels (648 groups)")
+
+
+def test_without_a_budget_the_schedule_is_linear_warmup_and_decay():
+    from transformers import get_linear_schedule_with_warmup
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    reference = get_linear_schedule_with_warmup(optimizer, 10, 100).lr_lambdas[0]
+    assert [learning_rate_factor(step, 10, 100, 0.0) for step in range(101)] == pytest.approx(
+        [reference(step) for step in range(101)])
+
+
+def test_the_time_budget_anneals_the_rate_to_zero_before_the_last_step():
+    assert learning_rate_factor(20, 10, 1000, 0.5) == pytest.approx(0.5)  # the budget runs out first
+    assert learning_rate_factor(900, 10, 1000, 0.5) == pytest.approx(100 / 990)  # the steps do
+    assert learning_rate_factor(20, 10, 1000, 1.2) == 0.0
+    assert learning_rate_factor(5, 10, 1000, 0.9) == pytest.approx(0.5)  # warmup is not cut short
