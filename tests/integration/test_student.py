@@ -3,6 +3,7 @@ and the MLflow model registry."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -88,6 +89,16 @@ def test_training_teaches_what_the_untrained_model_does_not_know(hf_base_model, 
     assert separated(keyed(before), examples) < 4 or margin(before) < 0.3  # the base model alone does not
     assert all(math.isfinite(r["loss"]) for r in result.curve) and result.optimizer_steps == 16
     assert result.curve[-1]["pointwise"] < result.curve[0]["pointwise"]
+
+
+def test_the_time_budget_stops_training_cleanly_with_the_rate_annealed(hf_base_model, tmp_path):
+    """Far more steps planned than fit in the budget: training stops at the budget with a low
+    learning rate (decayed by time, not by steps) and still saves a loadable checkpoint."""
+    budgeted = replace(SETTINGS, epochs=1000, time_budget_minutes=0.4)
+    result = StudentTrainer(hf_base_model, budgeted, LABELS, choose_precision("auto")).train(tiny_set(), tmp_path / "ckpt")
+    assert result.stop_reason == "time budget" and 1 <= result.optimizer_steps < 2000
+    assert result.curve[-1]["lr"] < 0.5 * budgeted.learning_rate  # by steps it would still be ~0.99 of the peak
+    assert len(StudentReranker(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
 
 
 def test_padding_and_batching_do_not_change_a_score(trained):
