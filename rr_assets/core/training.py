@@ -217,7 +217,11 @@ class StudentTrainer:
         torch.manual_seed(s.seed)
         started = time.monotonic()
         budget_seconds = s.time_budget_minutes * 60
-        deadline = started + budget_seconds if budget_seconds > 0 else math.inf
+
+        def budget_used() -> float:
+            """Share of the time budget spent (past 1 = over it); 0 without a budget."""
+            return (time.monotonic() - started) / budget_seconds if budget_seconds > 0 else 0.0
+
         tokenizer = load_tokenizer(self.base_model_dir)
         model = _adapted_model(self.base_model_dir, s, self.precision)
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -232,10 +236,6 @@ class StudentTrainer:
         total_steps = max(1, s.epochs * math.ceil(groups_per_epoch / per_step))
         optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
         warmup_steps = int(s.warmup_ratio * total_steps)
-
-        def budget_used() -> float:
-            return (time.monotonic() - started) / budget_seconds if budget_seconds > 0 else 0.0
-
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: learning_rate_factor(step, warmup_steps, total_steps, budget_used()))
         first_stage = dev.first_stage_run() if dev else None
@@ -273,7 +273,7 @@ class StudentTrainer:
         for epoch in range(s.epochs):
             groups = training_groups(examples, s.group_size, rng)
             for start in range(0, len(groups), s.batch_groups):
-                if time.monotonic() > deadline:
+                if budget_used() > 1.0:
                     stop = "time budget"
                     break
                 batch = groups[start : start + s.batch_groups]
