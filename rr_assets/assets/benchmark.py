@@ -82,6 +82,13 @@ def variant_systems(home: RRHome, collection: str, variant: str, primary: str, f
     return systems
 
 
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict | None:
+    """The metadata of `asset[partition]`'s latest materialisation; None when it has none."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
+
+
 def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[str], answers: pd.DataFrame,
                 teacher: TeacherService) -> list[StageCost]:
     """Each stage's latest materialisation (wall time, new teacher calls) and, for teacher stages, the
@@ -92,11 +99,9 @@ def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[st
         partitions = [(collection, None)] if asset in ("corpus", "bm25_index", "first_stage_candidates", "splits") else [
             (variant_key(collection, v), v) for v in variants]
         for partition, variant in partitions:
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
-            if not records:
+            meta = latest_metadata(instance, asset, partition)
+            if meta is None:
                 continue
-            meta = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
             label = asset if variant is None else f"{asset}[{variant}]"
             row = used.get((variant, asset))
             prompt, completion = (int(row.prompt_tokens), int(row.completion_tokens)) if row else (0, 0)
@@ -163,6 +168,9 @@ def benchmark_report(
                          f"at step {r['best_step']} (first stage on dev: {figure(r['first_stage_dev_ndcg'])}; fused: "
                          f"{figure(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
+        rl = latest_metadata(context.instance, "student_rl_checkpoint", variant_key(collection, variant))
+        if rl is not None and not rl.get("enabled", True):
+            notes.append(f"{variant}: no RL refinement (`rl.enabled: false`), so no `student_rl` rows.")
     injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
                  f"{r.shift:+.2f}, labels raised in {r.raised:.0%} of pairs" for r in probe.itertuples()]
     samples = [Sample(f"teacher ({r.prompt_variant})", r.query, r.doc_id, str(r.label), r.explanation)

@@ -79,6 +79,14 @@ def test_an_unchanged_rerun_materialises_nothing_and_calls_no_teacher(two_varian
     assert seconds < 120
 
 
+def test_the_report_says_rl_is_off_and_has_no_rl_rows(two_variants):
+    _, root, _, _ = two_variants
+    report = (root / "home" / "reports" / "demo" / "report.md").read_text()
+    for variant in VARIANTS:
+        assert f"{variant}: no RL refinement (`rl.enabled: false`)" in report
+    assert "student_rl" not in report.split("## Published figures")[0]
+
+
 def test_dry_run_says_what_would_run_and_why(two_variants, capsys):
     path, root, _, _ = two_variants
     settings = yaml.safe_load(path.read_text())
