@@ -17,7 +17,7 @@ from dagster._time import get_current_datetime
 
 from rr_assets.automation import COLLECTION_JOB, OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB
 from rr_assets.definitions import BASE_MODEL_JOB, REPORT_JOB, VARIANT_JOB
-from rr_assets.partitions import collection_partitions, collection_variant_partitions, variant_key
+from rr_assets.partitions import collection_partitions, collection_variant_partitions, latest_metadata, variant_key
 
 RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
 CHAMPION_CHECK = "beats_champion"
@@ -166,12 +166,8 @@ class Refresher:
         this keeps a later run from promoting a candidate that failed it)."""
         if keys != (CHAMPION_ASSET,):
             return False
-        records = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=CANDIDATE_ASSET, asset_partitions=[partition]), limit=1).records
-        if not records:
-            return False
-        value = records[0].asset_materialization.metadata.get(CHAMPION_CHECK)
-        return value is not None and not value.value
+        value = (latest_metadata(self.instance, CANDIDATE_ASSET, partition) or {}).get(CHAMPION_CHECK)
+        return value is not None and not value
 
     def run(self, force: bool = False) -> bool:
         """Materialise what is missing or stale, step by step; stops at the first failure. A

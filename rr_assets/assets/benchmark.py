@@ -16,7 +16,7 @@ from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, writ
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
 from rr_assets.core.teacher import TeacherUsage
-from rr_assets.partitions import collection_partitions, variant_key
+from rr_assets.partitions import collection_partitions, latest_metadata, variant_key
 from rr_assets.resources import Collections, RRHome, TeacherService, Tracker
 
 PUBLISHED_FIGURES = RESOURCES_DIR / "published_figures.yaml"
@@ -82,13 +82,6 @@ def variant_systems(home: RRHome, collection: str, variant: str, primary: str, f
     return systems
 
 
-def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict | None:
-    """The metadata of `asset[partition]`'s latest materialisation; None when it has none."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
-
-
 def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[str], answers: pd.DataFrame,
                 teacher: TeacherService) -> list[StageCost]:
     """Each stage's latest materialisation (wall time, new teacher calls) and, for teacher stages, the
@@ -99,7 +92,7 @@ def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[st
         partitions = [(collection, None)] if asset in ("corpus", "bm25_index", "first_stage_candidates", "splits") else [
             (variant_key(collection, v), v) for v in variants]
         for partition, variant in partitions:
-            meta = latest_metadata(instance, asset, partition)
+            meta = latest_metadata(instance, dg.AssetKey(asset), partition)
             if meta is None:
                 continue
             label = asset if variant is None else f"{asset}[{variant}]"
@@ -168,7 +161,7 @@ def benchmark_report(
                          f"at step {r['best_step']} (first stage on dev: {figure(r['first_stage_dev_ndcg'])}; fused: "
                          f"{figure(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
-        rl = latest_metadata(context.instance, "student_rl_checkpoint", variant_key(collection, variant))
+        rl = latest_metadata(context.instance, dg.AssetKey("student_rl_checkpoint"), variant_key(collection, variant))
         if rl is not None and not rl.get("enabled", True):
             notes.append(f"{variant}: no RL refinement (`rl.enabled: false`), so no `student_rl` rows.")
     injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
