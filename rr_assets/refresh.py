@@ -52,6 +52,19 @@ def _partition_label(key) -> str:
     return f"[{key}]"
 
 
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The checks of a run that did not pass, each with its scalar metadata, in words."""
+    warnings = []
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION" or event.event_specific_data.passed:
+            continue
+        check = event.event_specific_data
+        facts = {k: v.value for k, v in check.metadata.items() if isinstance(v.value, (int, float, str))}
+        warnings.append(f"{check.asset_key.to_user_string()}: check {check.check_name} did not pass ("
+                        + ", ".join(f"{k} {round(v, 4) if isinstance(v, float) else v}" for k, v in facts.items()) + ")")
+    return warnings
+
+
 def why_stale(resolver: CachingStaleStatusResolver, key: dg.AssetKey, partition) -> str | None:
     """Why Dagster counts this asset partition as not up to date, in words; None when it is."""
     status = resolver.get_status(key, partition)
@@ -186,6 +199,8 @@ class Refresher:
                                                 raise_on_error=False, tags=self._tags())
                 if result.success:
                     self.say(f"{step.label}: done ({reason}; dagster run {result.run_id})")
+                    for warning in failed_checks(result):
+                        self.say(f"  warning: {warning}")
                     continue
                 if self._champion_kept(result):
                     self.say(f"{step.label}: done; the champion stays (the candidate did not beat it on the dev slice)")

@@ -16,6 +16,7 @@ from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, writ
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
 from rr_assets.core.teacher import TeacherUsage
+from rr_assets.core.training import TrainResult
 from rr_assets.partitions import collection_partitions, latest_metadata, variant_key
 from rr_assets.resources import Collections, RRHome, TeacherService, Tracker
 
@@ -161,6 +162,13 @@ def benchmark_report(
                          f"at step {r['best_step']} (first stage on dev: {figure(r['first_stage_dev_ndcg'])}; fused: "
                          f"{figure(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
+            trained = TrainResult(**r)
+            if trained.kept_untrained:
+                notes.append(f"{variant}: **checkpoint selection kept the untrained model** (no later step beat step 0 "
+                             "on the dev slice): its student rows are the base model's, not a distilled student's.")
+            elif trained.below_first_stage:
+                notes.append(f"{variant}: the student alone ranks the dev slice below the first stage "
+                             f"({figure(r['best_dev_ndcg'])} against {figure(r['first_stage_dev_ndcg'])}).")
         rl = latest_metadata(context.instance, dg.AssetKey("student_rl_checkpoint"), variant_key(collection, variant))
         if rl is not None and not rl.get("enabled", True):
             notes.append(f"{variant}: no RL refinement (`rl.enabled: false`), so no `student_rl` rows.")

@@ -81,12 +81,22 @@ def throttled(context, every_s: float = 15.0):
     return log
 
 
+LEARNED_CHECK, FIRST_STAGE_CHECK = "learned_on_dev", "beats_first_stage_on_dev"
+
+
 @dg.asset(deps=["train_pointwise", "train_pairwise", "train_listwise", "splits", "first_stage_candidates", "qrels",
-                student_base_model], kinds={"peft", "torch"}, **STUDENT_ASSET)
+                student_base_model], kinds={"peft", "torch"}, **STUDENT_ASSET,
+          check_specs=[
+              dg.AssetCheckSpec(LEARNED_CHECK, asset="student_checkpoint",
+                                description="Training beat the untrained model on the dev slice; warns when checkpoint "
+                                            "selection kept step 0 (the student learned nothing the dev slice rewards)"),
+              dg.AssetCheckSpec(FIRST_STAGE_CHECK, asset="student_checkpoint",
+                                description="The student alone ranks the dev slice at least as well as the first stage; "
+                                            "warns otherwise (a reranker below its first stage is a defect)")])
 def student_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
     base: dg.ResourceParam[StudentBase], teacher: dg.ResourceParam[TeacherService], tracker: Tracker,
-) -> dg.MaterializeResult:
+):
     """The distilled student (R2R): LoRA (or full) fine-tuning with pairwise + listwise +
     generation losses over query groups, the best dev-slice checkpoint kept; registered in MLflow."""
     collection, variant_name = collection_and_variant(context)
@@ -142,7 +152,7 @@ def student_checkpoint(
             "teacher_model": teacher.settings.model, "dagster_run_id": context.run.run_id,
             DEV_METRIC_TAG: result.best_dev_ndcg if result.best_dev_ndcg is not None else "",
             **{f"data_version.{k}": v for k, v in data_versions.items()}})
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={"path": str(out_dir), "train_examples": len(examples), "optimizer_steps": result.optimizer_steps,
                   "epochs": result.epochs, "stop_reason": result.stop_reason, "seconds": round(result.seconds, 1),
                   "precision": result.precision, "trainable_parameters": result.trainable_parameters,
@@ -152,6 +162,13 @@ def student_checkpoint(
                   "registered_version": version.uri, "mlflow_run_id": tracked.run_id},
         data_version=dg.DataVersion(weights_hash(out_dir)),
     )
+    dev_facts = {"dev_queries": params["dev_queries_used"], "best_step": result.best_step,
+                 "best_dev_nDCG@10": result.best_dev_ndcg,
+                 "untrained_dev_nDCG@10": result.dev_curve[0]["dev_nDCG@10"] if result.dev_curve else None,
+                 "first_stage_dev_nDCG@10": result.first_stage_dev_ndcg, "fused_dev_nDCG@10": result.fusion_dev_ndcg}
+    for check, passed in ((LEARNED_CHECK, not result.kept_untrained), (FIRST_STAGE_CHECK, not result.below_first_stage)):
+        yield dg.AssetCheckResult(check_name=check, passed=passed, severity=dg.AssetCheckSeverity.WARN,
+                                  metadata=dev_facts)
 
 
 @dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, **STUDENT_ASSET)

@@ -172,6 +172,18 @@ class TrainResult:
             return f"teacher window order ({ordered} groups), direct labels ({labelled} groups)"
         return "teacher window order" if ordered else "direct labels"
 
+    @property
+    def kept_untrained(self) -> bool:
+        """Checkpoint selection kept the untrained model: no evaluation after step 0 beat it on the
+        dev slice, so the student learned nothing the dev slice rewards."""
+        return bool(self.dev_curve) and self.best_step == 0
+
+    @property
+    def below_first_stage(self) -> bool:
+        """The kept checkpoint, reranking alone, ranks the dev slice worse than the first stage."""
+        return None not in (self.best_dev_ndcg, self.first_stage_dev_ndcg) and (
+            self.best_dev_ndcg < self.first_stage_dev_ndcg)
+
 
 # --- the trainer -------------------------------------------------------------------------------
 

@@ -97,7 +97,7 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
 
 
 def test_asset_checks_and_metadata(pipeline):
-    _, instance, _ = pipeline
+    config, instance, _ = pipeline
     keys = [dg.AssetCheckKey(dg.AssetKey(a), f"{a}_gx_suite") for a in TEACHER_ASSETS]
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     assert {k.asset_key.path[0] for k in records} == set(TEACHER_ASSETS)
@@ -108,6 +108,16 @@ def test_asset_checks_and_metadata(pipeline):
     candidate = dg.AssetCheckKey(dg.AssetKey("champion_candidate"), "beats_champion")
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key([candidate])[candidate]
     assert check.status.value == "SUCCEEDED"  # the first candidate always beats an empty registry
+    # the student's dev-slice checks warn when training kept the untrained model or ranks below BM25
+    result = json.loads(Path(f"{config.home}/checkpoints/demo-grounded/card.json").read_text())["result"]
+    student = {name: dg.AssetCheckKey(dg.AssetKey("student_checkpoint"), name)
+               for name in ("learned_on_dev", "beats_first_stage_on_dev")}
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(student.values()))
+    passed = {name: records[key].status.value == "SUCCEEDED" for name, key in student.items()}
+    assert passed == {"learned_on_dev": result["best_step"] > 0,
+                      "beats_first_stage_on_dev": result["best_dev_ndcg"] >= result["first_stage_dev_ndcg"]}
+    facts = records[student["learned_on_dev"]].event.dagster_event.event_specific_data.metadata
+    assert facts["best_step"].value == result["best_step"] and facts["dev_queries"].value > 0
 
 
 def test_mlflow_runs_lead_back_to_dagster(pipeline):

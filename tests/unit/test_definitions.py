@@ -67,11 +67,12 @@ def test_each_phase_is_a_job_over_one_partitioning(defs):
     assert selected("rr_report") == {"benchmark_report"}
 
 
-def test_checks_guard_the_teacher_data_and_the_champion(graph):
+def test_checks_guard_the_teacher_data_the_student_and_the_champion(graph):
     assert names(graph.asset_check_keys) == {
         "teacher_judgments:teacher_judgments_gx_suite", "teacher_comparisons:teacher_comparisons_gx_suite",
         "teacher_rankings:teacher_rankings_gx_suite", "teacher_judgments:teacher_agrees_with_qrels",
-        "teacher_comparisons:teacher_comparisons_swap_consistency", "champion_candidate:beats_champion"}
+        "teacher_comparisons:teacher_comparisons_swap_consistency", "student_checkpoint:learned_on_dev",
+        "student_checkpoint:beats_first_stage_on_dev", "champion_candidate:beats_champion"}
 
 
 def test_sql_model_assets_join_their_sql_version_with_the_settings(graph, config):
