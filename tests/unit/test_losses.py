@@ -142,7 +142,6 @@ def test_the_card_says_which_listwise_target_trained():
         "teacher window order (2 groups), direct labels (648 groups)")
 
 
-
 def test_the_result_says_when_training_kept_the_untrained_model_or_ranks_below_the_first_stage():
     curve = [{"step": 0, "dev_nDCG@10": 0.23}, {"step": 80, "dev_nDCG@10": 0.69}]
     learned = TrainResult(dev_curve=curve, best_step=80, best_dev_ndcg=0.69, first_stage_dev_ndcg=0.83)
@@ -151,6 +150,7 @@ def test_the_result_says_when_training_kept_the_untrained_model_or_ranks_below_t
     assert kept_base.kept_untrained and not kept_base.below_first_stage
     no_dev_slice = TrainResult(optimizer_steps=12)  # the last state is kept, nothing to compare with
     assert not no_dev_slice.kept_untrained and not no_dev_slice.below_first_stage
+
 
 def test_without_a_budget_the_schedule_is_linear_warmup_and_decay():
     from transformers import get_linear_schedule_with_warmup
