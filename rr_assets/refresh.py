@@ -52,13 +52,16 @@ def _partition_label(key) -> str:
     return f"[{key}]"
 
 
+def _failed_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
+    """The check evaluations of a run that did not pass."""
+    return [e.event_specific_data for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
+
+
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     """The checks of a run that did not pass, each with its scalar metadata, in words."""
     warnings = []
-    for event in result.all_events:
-        if event.event_type_value != "ASSET_CHECK_EVALUATION" or event.event_specific_data.passed:
-            continue
-        check = event.event_specific_data
+    for check in _failed_evaluations(result):
         facts = {k: v.value for k, v in check.metadata.items() if isinstance(v.value, (int, float, str))}
         warnings.append(f"{check.asset_key.to_user_string()}: check {check.check_name} did not pass ("
                         + ", ".join(f"{k} {round(v, 4) if isinstance(v, float) else v}" for k, v in facts.items()) + ")")
@@ -212,8 +215,7 @@ class Refresher:
     @staticmethod
     def _champion_kept(result) -> bool:
         """The run failed only because the blocking beats_champion check did not pass."""
-        checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        failed = _failed_evaluations(result)
         failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        failed_checks = [e for e in checks if not e.event_specific_data.passed]
-        return bool(failed_checks) and all(e.event_specific_data.check_name == CHAMPION_CHECK for e in failed_checks) and \
+        return bool(failed) and all(check.check_name == CHAMPION_CHECK for check in failed) and \
             all(e.step_key == "champion_candidate" for e in failures)
