@@ -94,6 +94,10 @@ def test_files_index_runs_checkpoint_and_report(pipeline):
     report = Path(f"{home}/reports/demo/report.md").read_text()
     assert "| student |" in report and "## Prompt injection" in report and "## Cost per stage" in report
     assert "p (t)" in report and "hard negatives" in report
+    result = card["result"]  # the notes say when the kept checkpoint is untrained or below BM25 on dev
+    assert ("checkpoint selection kept the untrained model" in report) == (result["best_step"] == 0)
+    assert ("the student alone ranks the dev slice below the first stage" in report) == (
+        result["best_step"] > 0 and result["best_dev_ndcg"] < result["first_stage_dev_ndcg"])
 
 
 def test_asset_checks_and_metadata(pipeline):
