@@ -10,7 +10,7 @@ Pairs are real SciFact (query, abstract) pairs at the student's document budget 
 at 200 words).
 The quality row scores the dev slice (a stable hash of SciFact training queries, never test
 queries) with --checkpoint (else the base model) in both precisions. Prints a table and writes
-JSON (default benchmarks/results/student_speed-<device>.json).
+JSON (default benchmarks/results/student_speed-<device>-<processor>.json).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +58,13 @@ def cpu_name() -> str:
             extras = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f" {f}" in flags]
             return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores; {', '.join(extras)})"
     return platform.processor() or "cpu"
+
+
+def device_slug(device_name: str) -> str:
+    """A file-name tag for the machine, e.g. `cpu-amd-epyc` or `cuda-nvidia-h200`: results from
+    different processors sit side by side instead of overwriting each other."""
+    words = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\((r|tm)\)|\(.*$", "", device_name.lower())).strip("-")
+    return "-".join(words.split("-")[:3])
 
 
 @torch.no_grad()
@@ -171,7 +179,8 @@ def main() -> None:
                         "dev_nDCG@10": round(ndcg_at_10({q: train_qrels[q] for q in first}, reranked(first, scores)), 4)})
         print(quality[-1], flush=True)
 
-    result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else cpu_name(),
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
+    result = {"device": device_name,
               "torch": torch.__version__, "measured_bf16_matmul_speedup": speedup, "scoring": rows,
               "training": training, "quality": quality, "checkpoint": args.checkpoint or "base model",
               "bf16_quality_within_0.005": abs(quality[0]["dev_nDCG@10"] - quality[1]["dev_nDCG@10"]) <= 0.005}
@@ -184,7 +193,7 @@ def main() -> None:
     print(f"\n{'precision':<22} {'dev nDCG@10':>12}")
     for r in quality:
         print(f"{r['precision']:<22} {r['dev_nDCG@10']:>12}")
-    out = Path(args.out or Path(__file__).parent / "results" / f"student_speed-{device.type}.json")
+    out = Path(args.out or Path(__file__).parent / "results" / f"student_speed-{device.type}-{device_slug(device_name)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
