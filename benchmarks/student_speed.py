@@ -8,15 +8,14 @@ scoring did before) or only the label rows at the label position (what rr does);
 also its LoRA adapter run beside the base weights or merged into them (what rr's scorer does).
 Pairs are real SciFact (query, abstract) pairs at the student's document budget (about 300 tokens
 at 200 words).
-The quality row scores the dev slice (a stable hash of SciFact training queries, never test
-queries) with --checkpoint (else the base model) in both precisions. Prints a table and writes
-JSON (default benchmarks/results/student_speed-<device>-<processor>.json).
+The quality row scores the pipeline's SciFact dev slice (the training queries splits.sql sets
+aside for checkpoint selection, never test queries) with --checkpoint (else the base model) in
+both precisions. Prints a table and writes JSON (default benchmarks/results/student_speed-<device>-<processor>.json).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -25,6 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import torch
 
 from rr_assets.config import PROJECT_ROOT, load_config
@@ -80,6 +80,14 @@ def full_vocabulary_scores(model, tokenizer, label_ids, labels, doc_words, pairs
         picked = logits[torch.arange(len(texts)), positions][:, label_ids].float()
         scores += expected_label(picked, labels).tolist()
     return scores
+
+
+def scifact_dev_slice(train_query_ids: list[str], queries: int) -> list[str]:
+    """The queries the pipeline's checkpoint selection scores on SciFact: the dev split of
+    splits.sql (dev_percent 15, as in scifact.yaml), picked in ranked_candidates.sql's order."""
+    rows = duckdb.execute("SELECT q FROM unnest(?) AS t(q) WHERE md5_number('dev:scifact:' || q) % 100 < 15 "
+                          "ORDER BY md5(q) LIMIT ?", [train_query_ids, queries]).fetchall()
+    return sorted(q for (q,) in rows)
 
 
 def timed(fn, repeats: int = 1) -> float:
@@ -151,8 +159,7 @@ def main() -> None:
                          "pairs_per_step": 8, "train_pairs_per_s": round(8 * steps / result.seconds, 2)})
         print(training[-1], flush=True)
 
-    dev = sorted(q for q in train_qrels if int(hashlib.md5(f"dev:scifact:{q}".encode()).hexdigest(), 16) % 100 < 15)
-    dev = dev[: args.dev_queries]
+    dev = scifact_dev_slice(sorted(train_qrels), args.dev_queries)
     index = Path("/tmp/rr-speed/scifact-index")
     if not index.exists():
         build_index(collection.documents, index)
