@@ -76,9 +76,9 @@ def code_versions(config: RRConfig) -> dict[str, str]:
         **{name: _digest(1, teacher) for name in ("teacher_judgments", "teacher_comparisons", "teacher_rankings",
                                                   "teacher_injection_probe")},
         "student_base_model": _digest(1, config.student.base_model),
-        "student_checkpoint": _digest(2, student),
-        "student_rl_checkpoint": _digest(2, student, asdict(config.rl)),
-        "student_scores": _digest(1, config.student.rerank_depth, config.student.precision, asdict(config.explain)),
+        "student_checkpoint": _digest(3, student),
+        "student_rl_checkpoint": _digest(3, student, asdict(config.rl)),
+        "student_scores": _digest(2, config.student.rerank_depth, config.student.precision, asdict(config.explain)),
         "champion_candidate": _digest(1), "champion": _digest(1),
         "benchmark_report": _digest(1),
     }

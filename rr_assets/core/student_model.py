@@ -204,12 +204,14 @@ def encode(tokenizer, texts: list[str], device: torch.device) -> dict[str, torch
 
 def label_logits(model, batch: dict[str, torch.Tensor], label_ids: list[int]) -> torch.Tensor:
     """Logits of the label tokens at the position that predicts each text's final (label) token;
-    only those rows of the LM head are computed, in float32."""
+    only those rows of the LM head are computed, in float32 even under bf16 autocast (which would
+    otherwise round them to bf16's 8-bit mantissa and tie near-equal scores)."""
     decoder, head, cap = _parts(model)
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     positions = batch["attention_mask"].sum(dim=1) - 2
     picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions].float()
-    return _capped(picked @ head.weight[label_ids].float().T, cap)
+    with torch.autocast(picked.device.type, enabled=False):
+        return _capped(picked @ head.weight[label_ids].float().T, cap)
 
 
 def expected_label(logits: torch.Tensor, labels: tuple[int, ...]) -> torch.Tensor:
