@@ -84,9 +84,10 @@ def full_vocabulary_scores(model, tokenizer, label_ids, labels, doc_words, pairs
 
 def scifact_dev_slice(train_query_ids: list[str], queries: int) -> list[str]:
     """The queries the pipeline's checkpoint selection scores on SciFact: the dev split of
-    splits.sql (dev_percent 15, as in scifact.yaml), picked in ranked_candidates.sql's order."""
-    rows = duckdb.execute("SELECT q FROM unnest(?) AS t(q) WHERE md5_number('dev:scifact:' || q) % 100 < 15 "
-                          "ORDER BY md5(q) LIMIT ?", [train_query_ids, queries]).fetchall()
+    splits.sql (scifact.yaml's dev_percent), picked in ranked_candidates.sql's order."""
+    dev_percent = load_config(PROJECT_ROOT / "resources" / "configs" / "scifact.yaml").splits.dev_percent
+    rows = duckdb.execute("SELECT q FROM unnest(?) AS t(q) WHERE md5_number('dev:scifact:' || q) % 100 < ? "
+                          "ORDER BY md5(q) LIMIT ?", [train_query_ids, dev_percent, queries]).fetchall()
     return sorted(q for (q,) in rows)
 
 
