@@ -202,6 +202,8 @@ class Refresher:
                                                 raise_on_error=False, tags=self._tags())
                 if result.success:
                     self.say(f"{step.label}: done ({reason}; dagster run {result.run_id})")
+                    if keys == (CHAMPION_ASSET,) and not latest_metadata(self.instance, CHAMPION_ASSET, partition)["promoted"]:
+                        self.say("  the champion stays: another variant's candidate, promoted since, beats this one")
                     for warning in failed_checks(result):
                         self.say(f"  warning: {warning}")
                     continue

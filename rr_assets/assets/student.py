@@ -307,8 +307,7 @@ def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker:
     if candidate is None:
         raise dg.Failure(f"no registered checkpoint of {collection}/{variant_name} has a dev nDCG@10 (is there a dev slice?)")
     champion = registry.champion(candidate.name)
-    beats = (champion is None or champion.dev_ndcg is None or champion.version == candidate.version
-             or candidate.dev_ndcg > champion.dev_ndcg)
+    beats = candidate.beats(champion)
     facts = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg,
              "champion": champion.uri if champion else None,
              "champion_dev_nDCG@10": champion.dev_ndcg if champion else None}
@@ -318,16 +317,20 @@ def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker:
 
 @dg.asset(deps=[champion_candidate], **STUDENT_ASSET)
 def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) -> dg.MaterializeResult:
-    """Moves the collection's `champion` alias to the candidate (runs only when beats_champion passed;
-    a candidate that no longer beats the champion is refused here too)."""
+    """Moves the collection's `champion` alias to the candidate (runs only when beats_champion passed).
+    The alias is shared by the collection's variants: when another variant's candidate was promoted
+    since this one was checked and this one no longer beats it, the champion stays (`promoted` is
+    false in the metadata)."""
     collection, variant_name = collection_and_variant(context)
     registry = tracker.registry()
     candidate = best_registered(registry, home, collection, variant_name)
     current = registry.champion(candidate.name)
-    if current is not None and current.version != candidate.version and current.dev_ndcg is not None and (
-            candidate.dev_ndcg <= current.dev_ndcg):
-        raise dg.Failure(f"{candidate.uri} (dev nDCG@10 {candidate.dev_ndcg}) does not beat the champion {current.uri} "
-                         f"({current.dev_ndcg})")
+    facts = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg}
+    if not candidate.beats(current):
+        context.log.info(f"{candidate.uri} (dev nDCG@10 {candidate.dev_ndcg}) does not beat the champion {current.uri} "
+                         f"({current.dev_ndcg}): the champion stays")
+        return dg.MaterializeResult(metadata={"champion": current.uri, "dev_nDCG@10": current.dev_ndcg, "promoted": False,
+                                              **facts}, data_version=dg.DataVersion(current.uri))
     registry.promote(candidate)
-    return dg.MaterializeResult(metadata={"champion": candidate.uri, "dev_nDCG@10": candidate.dev_ndcg},
-                                data_version=dg.DataVersion(candidate.uri))
+    return dg.MaterializeResult(metadata={"champion": candidate.uri, "dev_nDCG@10": candidate.dev_ndcg, "promoted": True,
+                                          **facts}, data_version=dg.DataVersion(candidate.uri))

@@ -32,6 +32,12 @@ class RegisteredVersion:
         value = self.tags.get(DEV_METRIC_TAG)
         return float(value) if value not in (None, "") else None
 
+    def beats(self, champion: RegisteredVersion | None) -> bool:
+        """Whether this version may take the `champion` alias: there is no champion, it is this
+        version, it has no dev figure, or this version's dev nDCG@10 is strictly higher."""
+        return (champion is None or champion.version == self.version or champion.dev_ndcg is None
+                or self.dev_ndcg > champion.dev_ndcg)
+
 
 class StudentRegistry:
     """The registry of one MLflow tracking store."""
