@@ -81,6 +81,8 @@ class StudentSettings:
     lora_targets: tuple[str, ...] = setting(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
                                             "linear layers that get LoRA adapters")
     epochs: int = setting(1, "passes over the training groups")
+    max_steps: int = setting(0, "optimizer steps to train, over as many epochs as that takes (overrides epochs; the same "
+                                "count on every machine, unlike the time budget); 0 = epochs decide")
     learning_rate: float = setting(1e-4, "peak learning rate (AdamW), after linear warmup, then linear decay to zero "
                                          "at the last step or at the end of the time budget")
     warmup_ratio: float = setting(0.1, "share of optimizer steps spent warming the learning rate up")

@@ -245,7 +245,7 @@ class StudentTrainer:
         if not groups_per_epoch:
             raise ValueError("no training examples: the training table of this variant is empty")
         per_step = s.batch_groups * s.gradient_accumulation
-        total_steps = max(1, s.epochs * math.ceil(groups_per_epoch / per_step))
+        total_steps = s.max_steps if s.max_steps > 0 else s.epochs * math.ceil(groups_per_epoch / per_step)
         optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
         warmup_steps = int(s.warmup_ratio * total_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -279,23 +279,25 @@ class StudentTrainer:
             result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, first_stage)
             evaluate(0)
         model.train()
-        step, micro, pairs_seen = 0, 0, 0
+        step, epoch, pairs_seen = 0, 0, 0
         window = {"loss": 0.0, "pointwise": 0.0, "pairwise": 0.0, "listwise": 0.0, "generation": 0.0}
         stop = None
-        for epoch in range(s.epochs):
-            groups = training_groups(examples, s.group_size, rng)
+        while step < total_steps and not stop:
+            groups, micro = training_groups(examples, s.group_size, rng), 0
             for start in range(0, len(groups), s.batch_groups):
                 if budget_used() > 1.0:
                     stop = "time budget"
                     break
                 batch = groups[start : start + s.batch_groups]
+                if micro % s.gradient_accumulation == 0:  # a step's first pass: the epoch's last step may have fewer
+                    passes = min(s.gradient_accumulation, math.ceil((len(groups) - start) / s.batch_groups))
                 with self.precision.autocast():
                     losses = self._losses(model, tokenizer, label_ids, batch, preferences, teacher_orders, result)
                 loss = (s.pointwise_weight * losses["pointwise"] + s.pairwise_weight * losses["pairwise"]
                         + s.listwise_weight * losses["listwise"] + s.generation_weight * losses["generation"])
-                (loss / s.gradient_accumulation).backward()
+                (loss / passes).backward()
                 for key, value in [("loss", loss), *losses.items()]:
-                    window[key] += float(value.detach()) / s.gradient_accumulation
+                    window[key] += float(value.detach()) / passes
                 pairs_seen += sum(len(g) for g in batch)
                 micro += 1
                 if micro % s.gradient_accumulation and start + s.batch_groups < len(groups):
@@ -315,9 +317,9 @@ class StudentTrainer:
                 window = dict.fromkeys(window, 0.0)
                 if dev and step % s.eval_every == 0 and not evaluate(step):
                     stop = "early stopping"
+                if stop or step == total_steps:
                     break
-            if stop:
-                break
+            epoch += 1
         result.optimizer_steps, result.stop_reason = step, stop or "finished"
         result.epochs = result.curve[-1]["epoch"] if result.curve else 0.0
         if dev and (not result.dev_curve or result.dev_curve[-1]["step"] != step) and step:

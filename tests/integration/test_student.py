@@ -91,6 +91,15 @@ def test_training_teaches_what_the_untrained_model_does_not_know(hf_base_model, 
     assert result.curve[-1]["pointwise"] < result.curve[0]["pointwise"]
 
 
+def test_max_steps_overrides_epochs_and_anneals_the_rate_to_zero_there(hf_base_model, tmp_path):
+    """One epoch is 4 groups, one per forward pass, 3 passes per step: a step of 3 passes and one of
+    1. max_steps=3 trains into the second epoch, whose first step again takes 3 passes, and stops."""
+    stepped = replace(SETTINGS, epochs=1, max_steps=3, batch_groups=1, gradient_accumulation=3)
+    result = StudentTrainer(hf_base_model, stepped, LABELS, choose_precision("auto")).train(tiny_set(), tmp_path / "ckpt")
+    assert result.optimizer_steps == 3 and result.stop_reason == "finished"
+    assert [r["epoch"] for r in result.curve] == [0.75, 1.0, 1.75] and result.curve[-1]["lr"] == 0.0
+
+
 def test_the_time_budget_stops_training_cleanly_with_the_rate_annealed(hf_base_model, tmp_path):
     """Far more steps planned than fit in the budget: training stops at the budget with a low
     learning rate (decayed by time, not by steps) and still saves a loadable checkpoint."""
