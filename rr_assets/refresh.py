@@ -203,7 +203,8 @@ class Refresher:
                 if result.success:
                     self.say(f"{step.label}: done ({reason}; dagster run {result.run_id})")
                     if keys == (CHAMPION_ASSET,) and not latest_metadata(self.instance, CHAMPION_ASSET, partition)["promoted"]:
-                        self.say("  the champion stays: another variant's candidate, promoted since, beats this one")
+                        self.say("  the champion stays: the alias moved since this candidate's check, "
+                                 "to a version it does not beat")
                     for warning in failed_checks(result):
                         self.say(f"  warning: {warning}")
                     continue
