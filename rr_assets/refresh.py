@@ -58,6 +58,11 @@ def _failed_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheck
             if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
 
 
+def _metadata_of(result: dg.ExecuteInProcessResult) -> dict:
+    """The metadata of a one-asset run's materialisation."""
+    return result.get_asset_materialization_events()[0].materialization.metadata
+
+
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     """The checks of a run that did not pass, each with its scalar metadata, in words."""
     warnings = []
@@ -202,7 +207,7 @@ class Refresher:
                                                 raise_on_error=False, tags=self._tags())
                 if result.success:
                     self.say(f"{step.label}: done ({reason}; dagster run {result.run_id})")
-                    if keys == (CHAMPION_ASSET,) and not latest_metadata(self.instance, CHAMPION_ASSET, partition)["promoted"]:
+                    if keys == (CHAMPION_ASSET,) and not _metadata_of(result)["promoted"].value:
                         self.say("  the champion stays: the alias moved since this candidate's check, "
                                  "to a version it does not beat")
                     for warning in failed_checks(result):

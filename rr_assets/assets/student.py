@@ -325,12 +325,13 @@ def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) 
     registry = tracker.registry()
     candidate = best_registered(registry, home, collection, variant_name)
     current = registry.champion(candidate.name)
-    facts = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg}
-    if not candidate.beats(current):
+    promoted = candidate.beats(current)
+    if promoted:
+        registry.promote(candidate)
+    else:
         context.log.info(f"{candidate.uri} (dev nDCG@10 {candidate.dev_ndcg}) does not beat the champion {current.uri} "
                          f"({current.dev_ndcg}): the champion stays")
-        return dg.MaterializeResult(metadata={"champion": current.uri, "dev_nDCG@10": current.dev_ndcg, "promoted": False,
-                                              **facts}, data_version=dg.DataVersion(current.uri))
-    registry.promote(candidate)
-    return dg.MaterializeResult(metadata={"champion": candidate.uri, "dev_nDCG@10": candidate.dev_ndcg, "promoted": True,
-                                          **facts}, data_version=dg.DataVersion(candidate.uri))
+    holder = candidate if promoted else current
+    return dg.MaterializeResult(metadata={"champion": holder.uri, "dev_nDCG@10": holder.dev_ndcg, "promoted": promoted,
+                                          "candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg},
+                                data_version=dg.DataVersion(holder.uri))
