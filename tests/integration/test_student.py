@@ -100,6 +100,19 @@ def test_max_steps_overrides_epochs_and_anneals_the_rate_to_zero_there(hf_base_m
     assert [r["epoch"] for r in result.curve] == [0.75, 1.0, 1.75] and result.curve[-1]["lr"] == 0.0
 
 
+def test_an_epochs_short_last_step_averages_over_the_passes_it_has(hf_base_model, tmp_path):
+    """Four copies of one query group, learning rate 0: every pass has the same loss. With 3
+    passes per step, the epoch's last step has 1 pass, and its loss (and gradient) must be that
+    pass's, not a third of it."""
+    first = [e for e in tiny_set() if e.query_id == tiny_set()[0].query_id]
+    copies = [replace(e, query_id=f"copy-{i}") for i in range(4) for e in first]
+    frozen = replace(SETTINGS, epochs=1, batch_groups=1, gradient_accumulation=3, learning_rate=0.0,
+                     generation_weight=0.0)
+    result = StudentTrainer(hf_base_model, frozen, LABELS, choose_precision("auto")).train(copies, tmp_path / "ckpt")
+    assert [r["epoch"] for r in result.curve] == [0.75, 1.0]
+    assert result.curve[1]["loss"] == pytest.approx(result.curve[0]["loss"], rel=1e-2)
+
+
 def test_the_time_budget_stops_training_cleanly_with_the_rate_annealed(hf_base_model, tmp_path):
     """Far more steps planned than fit in the budget: training stops at the budget with a low
     learning rate (decayed by time, not by steps) and still saves a loadable checkpoint."""
