@@ -89,7 +89,8 @@ def changed(config, **sections):
 
 
 def test_a_student_setting_changes_only_the_student_checkpoints(config):
-    assert changed(config, student={"learning_rate": 3e-4}) == {"student_checkpoint", "student_rl_checkpoint"}
+    doubled = {"learning_rate": 2 * config.student.learning_rate}
+    assert changed(config, student=doubled) == {"student_checkpoint", "student_rl_checkpoint"}
 
 
 def test_the_hard_negative_depth_also_changes_the_pointwise_table(config):
