@@ -88,12 +88,12 @@ def main() -> None:
     first_stage = nested(candidates, "score")
     scores, fused, runs, started = {}, {}, [], time.monotonic()
     for k, held_out in enumerate(folds_of({e.query_id for e in examples}, args.folds)):
-        checkpoint = tempfile.mkdtemp(prefix=f"rr-cv-{k}-")
-        result = StudentTrainer(base, settings, variant.labels, precision).train(
-            [e for e in examples if e.query_id not in held_out], checkpoint, dev, preferences, orders)
         top = candidates[candidates["query_id"].isin(held_out) & (candidates["rank"] <= settings.rerank_depth)]
-        values = StudentReranker(checkpoint, precision).score(list(zip(top["query"], top["document"])),
-                                                              settings.score_batch_size)
+        with tempfile.TemporaryDirectory(prefix=f"rr-cv-{k}-") as checkpoint:
+            result = StudentTrainer(base, settings, variant.labels, precision).train(
+                [e for e in examples if e.query_id not in held_out], checkpoint, dev, preferences, orders)
+            values = StudentReranker(checkpoint, precision).score(list(zip(top["query"], top["document"])),
+                                                                  settings.score_batch_size)
         fold_scores = nested(top.assign(student=values), "student")
         weight = result.fusion_weight if result.fusion_weight is not None else 0.5
         scores.update(fold_scores)
@@ -104,13 +104,13 @@ def main() -> None:
                      "dev_curve": [(d["step"], round(d["dev_nDCG@10"], 4)) for d in result.dev_curve]})
         print(f"fold {k + 1}/{args.folds}: {runs[-1]}", flush=True)
 
-    scope = {q: qrels.get(q, {}) for q in scores}
+    scope = {q: qrels[q] for q in scores if q in qrels}  # a teacher-labelled variant may train on unjudged queries
     results = evaluate_systems(scope, {q: first_stage[q] for q in scope}, [
         FirstStage("first stage"),
         ScoredReranker("student", rerank_depth=settings.rerank_depth, scores=scores),
         ScoredReranker("student+first_stage (each fold's dev weight)", rerank_depth=settings.rerank_depth, scores=fused),
     ])
-    print(f"\n{collection}/{args.variant}: {len(scope)} training queries in {args.folds} held-out folds, "
+    print(f"\n{collection}/{args.variant}: {len(scope)} judged training queries in {args.folds} held-out folds, "
           f"{precision.name}, {time.monotonic() - started:.0f} s\n")
     print("\n".join(results_table(results)))
     out = Path(args.out or Path(__file__).parent / "results" / f"student_cv-{collection}.json")
