@@ -104,7 +104,8 @@ def test_an_epochs_short_last_step_averages_over_the_passes_it_has(hf_base_model
     """Four copies of one query group, learning rate 0: every pass has the same loss. With 3
     passes per step, the epoch's last step has 1 pass, and its loss (and gradient) must be that
     pass's, not a third of it."""
-    first = [e for e in tiny_set() if e.query_id == tiny_set()[0].query_id]
+    examples = tiny_set()
+    first = [e for e in examples if e.query_id == examples[0].query_id]
     copies = [replace(e, query_id=f"copy-{i}") for i in range(4) for e in first]
     frozen = replace(SETTINGS, epochs=1, batch_groups=1, gradient_accumulation=3, learning_rate=0.0,
                      generation_weight=0.0)
