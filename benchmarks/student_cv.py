@@ -22,11 +22,12 @@ import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
+import duckdb
+
 from rr_assets.assets.benchmark import nested
-from rr_assets.assets.student import dev_set, training_examples
+from rr_assets.assets.student import dev_set, reasoning_targets, training_examples
 from rr_assets.config import load_config
 from rr_assets.core.fusion import fuse
-from rr_assets.core.models import embedded_gguf, gguf_to_hf_folder
 from rr_assets.core.prompts import load_variant
 from rr_assets.core.reports import results_table, significance
 from rr_assets.core.scoring import StudentReranker
@@ -35,6 +36,7 @@ from rr_assets.core.student_model import choose_precision
 from rr_assets.core.systems import FirstStage, ScoredReranker, evaluate_systems
 from rr_assets.core.training import StudentTrainer
 from rr_assets.core.warehouse import Warehouse
+from rr_assets.resources import StudentBase
 
 
 def overridden(settings: StudentSettings, assignments: list[str]) -> StudentSettings:
@@ -71,18 +73,19 @@ def main() -> None:
     variant = load_variant(config.prompts_dir, args.variant)
     warehouse = Warehouse(Path(config.home) / "warehouse.duckdb")
     where = {"collection": collection, "prompt_variant": args.variant}
-    examples = training_examples(warehouse, where, settings.max_train_queries)
+    try:
+        examples = training_examples(warehouse, where, settings.max_train_queries)
+    except duckdb.CatalogException:  # the pipeline has not built the training tables yet
+        examples = []
     if not examples:
         raise SystemExit(f"{config.home}/warehouse.duckdb has no {args.variant} training table for {collection!r}: "
                          f"run the pipeline first (`rr run -c {args.config}`)")
-    preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
-    orders = {r.query_id: json.loads(r.ranked_doc_ids) for r in warehouse.query("teacher_orders", where).itertuples()}
+    preferences, orders = reasoning_targets(warehouse, where)
     dev = dev_set(warehouse, collection, settings)
     params = {"collection": collection, "split": "train"}
     candidates = warehouse.query("ranked_candidates", {**params, "depth": 1_000_000, "queries": -1})
     qrels = nested(warehouse.query("split_qrels", params), "relevance", int)
-    base = (gguf_to_hf_folder(embedded_gguf(config.model_cache), Path(config.model_cache) / "gemma-3-270m-hf")
-            if settings.base_model == "embedded" else settings.base_model)
+    base = StudentBase(settings, config.model_cache).prepare()
     precision = choose_precision(settings.precision)
 
     first_stage = nested(candidates, "score")

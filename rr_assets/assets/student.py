@@ -63,6 +63,14 @@ def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: 
             for r in rows.itertuples()]
 
 
+def reasoning_targets(warehouse: Warehouse, where: dict[str, str]) -> tuple[frozenset, dict[str, list[str]]]:
+    """A variant's comparison preferences (query, preferred, other) and the teacher's listwise
+    order of each training query, for the pairwise and listwise losses."""
+    preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
+    orders = {r.query_id: json.loads(r.ranked_doc_ids) for r in warehouse.query("teacher_orders", where).itertuples()}
+    return preferences, orders
+
+
 def weights_hash(folder: Path) -> str:
     """The content hash of a checkpoint's weights: its data version."""
     files = sorted(folder.glob("*.safetensors"))
@@ -104,8 +112,7 @@ def student_checkpoint(
     warehouse = home.warehouse()
     where = {"collection": collection, "prompt_variant": variant.name}
     examples = training_examples(warehouse, where, student.max_train_queries)
-    preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
-    orders = {r.query_id: json.loads(r.ranked_doc_ids) for r in warehouse.query("teacher_orders", where).itertuples()}
+    preferences, orders = reasoning_targets(warehouse, where)
     dev = dev_set(warehouse, collection, student)
     name = checkpoint_name(collection, variant.name)
     out_dir = home.dir("checkpoints") / name
