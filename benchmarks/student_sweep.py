@@ -4,6 +4,7 @@ is scored on the dev slice (the same stable hash of training queries that `split
 queries are never touched). The winner goes into resources/configs/scifact.yaml.
 
     .venv/bin/python benchmarks/student_sweep.py [--minutes 10] [--train-queries 200] [--dev-queries 30]
+        [--doc-words 80] [--candidate NAME ...]
 
 Prints a table and writes JSON (default benchmarks/results/student_sweep.json).
 """
@@ -46,7 +47,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per candidate")
     parser.add_argument("--train-queries", type=int, default=200)
     parser.add_argument("--dev-queries", type=int, default=30)
-    parser.add_argument("--doc-words", type=int, default=80)
+    parser.add_argument("--doc-words", type=int, default=80, help="words of each document the student reads")
+    parser.add_argument("--candidate", action="append", choices=sorted(CANDIDATES),
+                        help="train only these candidates (repeatable; default: all)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "student_sweep.json"))
     args = parser.parse_args()
 
@@ -80,6 +83,8 @@ def main() -> None:
         precision = choose_precision("auto")
         rows = []
         for name, changes in CANDIDATES.items():
+            if args.candidate and name not in args.candidate:
+                continue
             settings = replace(base_settings, **changes)
             result = StudentTrainer(base, settings, (0, 1, 2), precision).train(examples, Path(tmp) / "ckpt", dev)
             rows.append({"candidate": name, "settings": {k: v for k, v in asdict(settings).items() if k in changes},
