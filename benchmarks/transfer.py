@@ -5,7 +5,8 @@ transfer), alone and fused with the first stage, against that first stage on the
         -c resources/configs/dl19.yaml [--collection dl19] [--depth 20] [--out FILE]
 
 The target's candidates, splits and qrels come from the warehouse of the config's rr home, so run
-`rr run -c CONFIG --select splits` first (the demo, SciFact and DL19 configs share `.rr`). Nothing
+`rr run -c CONFIG --select '+key:"first_stage_candidates" or +key:"splits"'` first (the demo,
+SciFact and DL19 configs share `.rr`; the selection builds both with what they read). Nothing
 is tuned on the target: the fusion weight is the one the checkpoint's own dev slice chose. This is
 how a collection with too few judged queries to train on (DL19: 19) gets a student. Prints the
 table and writes JSON (default benchmarks/results/transfer-<checkpoint>-to-<collection>.json).
@@ -17,6 +18,9 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import duckdb
+import pandas as pd
 
 from rr_assets.assets.benchmark import nested
 from rr_assets.config import load_config
@@ -40,10 +44,14 @@ def main() -> None:
     collection = args.collection or config.collections[0].name
     warehouse = Warehouse(Path(config.home) / "warehouse.duckdb")
     params = {"collection": collection, "split": "eval"}
-    candidates = warehouse.query("ranked_candidates", {**params, "depth": 1_000_000, "queries": -1})
+    try:
+        candidates = warehouse.query("ranked_candidates", {**params, "depth": 1_000_000, "queries": -1})
+    except duckdb.CatalogException:  # the pipeline has not built the splits or candidates yet
+        candidates = pd.DataFrame()
     if candidates.empty:
         raise SystemExit(f"{config.home}/warehouse.duckdb has no evaluation candidates of {collection!r}: "
-                         f"run `rr run -c {args.config} --select splits` first")
+                         f"run `rr run -c {args.config} --select "
+                         "'+key:\"first_stage_candidates\" or +key:\"splits\"'` first")
     qrels = nested(warehouse.query("split_qrels", params), "relevance", int)
     card = json.loads((Path(args.checkpoint) / "card.json").read_text())
     top = candidates[candidates["rank"] <= args.depth]
