@@ -12,6 +12,7 @@ from rr_assets.core.prompts import list_variants, load_variant
 from rr_assets.partitions import collection_partitions, prompt_variant_partitions
 
 OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB = "rr_observe_collections", "rr_observe_prompts"
+OBSERVE_ANSWERS_JOB = "rr_observe_teacher_answers"
 COLLECTION_JOB = "rr_collection"
 
 

@@ -19,7 +19,8 @@ def _gx_check(asset: str, kind: str) -> dg.AssetChecksDefinition:
         collection, variant_name = collection_and_variant(context)
         frame = home.warehouse().partition_rows(asset, {"collection": collection, "prompt_variant": variant_name})
         variant = teacher.variant(variant_name)
-        outcome = validate_teacher_output(kind, frame, variant.labels, variant.max_parse_failure_rate)
+        outcome = validate_teacher_output(kind, frame, variant.labels, variant.max_parse_failure_rate,
+                                          explanations_required=not variant.imported)
         failure_rate = float(frame["parse_error"].notna().mean()) if len(frame) else 1.0
         return dg.AssetCheckResult(
             passed=outcome.passed,

@@ -78,11 +78,32 @@ def _collection(path: Path, name: str, spec) -> CollectionSource:
     unknown = set(spec) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    answers = spec.get("teacher_answers", [])
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise ConfigError(f"{where}.teacher_answers: expected a list of file paths")
     source = CollectionSource(name=name, **{**spec, "path": _resolved(path, spec["path"]),
-                                            "first_stage_run": _resolved(path, spec.get("first_stage_run", ""))})
-    if source.train_split and source.train_split == source.eval_split:
-        raise ConfigError(f"{where}: train_split and eval_split must differ")
+                                            "first_stage_run": _resolved(path, spec.get("first_stage_run", "")),
+                                            "teacher_answers": tuple(_resolved(path, a) for a in answers)})
+    named = [s for s in (source.train_split, source.eval_split, source.dev_split) if s]
+    if len(named) != len(set(named)):
+        raise ConfigError(f"{where}: train_split, eval_split and dev_split must differ")
     return source
+
+
+def _check_links(path: Path, sources: tuple[CollectionSource, ...]) -> None:
+    """`student_from` names a collection that trains a student; `dev_from` one with a dev split."""
+    by_name = {s.name: s for s in sources}
+    for source in sources:
+        for key in ("student_from", "dev_from"):
+            other = getattr(source, key)
+            if other and (other not in by_name or other == source.name):
+                raise ConfigError(f"{path}: collections.{source.name}.{key}: {other!r} is not another configured "
+                                  f"collection; configured: {sorted(by_name)}")
+        if source.student_from and by_name[source.student_from].student_from:
+            raise ConfigError(f"{path}: collections.{source.name}.student_from: {source.student_from!r} trains no "
+                              "student of its own (it has student_from too)")
+        if source.dev_from and not by_name[source.dev_from].dev_split:
+            raise ConfigError(f"{path}: collections.{source.name}.dev_from: {source.dev_from!r} has no dev_split")
 
 
 def load_config(path: str | os.PathLike) -> RRConfig:
@@ -98,9 +119,11 @@ def load_config(path: str | os.PathLike) -> RRConfig:
     if not isinstance(raw.get("collections"), dict) or not raw["collections"]:
         raise ConfigError(f"{path}: 'collections' must map collection names to sources")
     home = os.environ.get("RR_HOME") or raw.get("home") or ".rr"
+    collections = tuple(_collection(path, name, spec) for name, spec in raw["collections"].items())
+    _check_links(path, collections)
     return RRConfig(
         home=str(Path(home).resolve()),
-        collections=tuple(_collection(path, name, spec) for name, spec in raw["collections"].items()),
+        collections=collections,
         **{name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in SECTIONS.items()},
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", raw.get("mlflow_tracking_uri", "sqlite:///mlruns/mlflow.db")),
         prompts_dir=str((path.parent / raw.get("prompts_dir", RESOURCES_DIR / "prompts")).resolve()),

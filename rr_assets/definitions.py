@@ -17,6 +17,7 @@ from rr_assets.assets import benchmark, candidates, corpus, index, prompts, stud
 from rr_assets.assets.training_tables import build_sql_model_assets
 from rr_assets.automation import (
     COLLECTION_JOB,
+    OBSERVE_ANSWERS_JOB,
     OBSERVE_COLLECTIONS_JOB,
     OBSERVE_PROMPTS_JOB,
     REFRESH_WHEN_INPUTS_CHANGE,
@@ -33,7 +34,8 @@ from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService
 SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
 BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_base_model", "rr_teacher_and_student", "rr_report"
 # The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
-PHASES = (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB)
+PHASES = (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, OBSERVE_ANSWERS_JOB, COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB,
+          REPORT_JOB)
 
 
 def build_resources(config: RRConfig) -> dict[str, object]:
@@ -110,7 +112,7 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
             corpus.collection_tables, student.student_base_model,
             *[a.with_attributes(automation_condition=REFRESH_WHEN_INPUTS_CHANGE) for a in refreshed]]
     ]
-    sources = [corpus.collection_files, prompts.prompt_templates]
+    sources = [corpus.collection_files, prompts.prompt_templates, teacher.teacher_answer_files]
 
     def keys_partitioned_by(partitions_def) -> list[dg.AssetKey]:
         return [key for a in assets if a.partitions_def == partitions_def for key in a.keys]
@@ -119,6 +121,7 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
     jobs = [
         dg.define_asset_job(OBSERVE_COLLECTIONS_JOB, selection=dg.AssetSelection.assets(corpus.collection_files.key)),
         dg.define_asset_job(OBSERVE_PROMPTS_JOB, selection=dg.AssetSelection.assets(prompts.prompt_templates.key)),
+        dg.define_asset_job(OBSERVE_ANSWERS_JOB, selection=dg.AssetSelection.assets(teacher.teacher_answer_files.key)),
         dg.define_asset_job(COLLECTION_JOB, selection=dg.AssetSelection.assets(
             *[k for k in keys_partitioned_by(collection_partitions) if k not in report])),
         dg.define_asset_job(BASE_MODEL_JOB, selection=dg.AssetSelection.assets(student.student_base_model)),

@@ -15,11 +15,15 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, Temp
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCauseCategory, StaleStatus
 from dagster._time import get_current_datetime
 
-from rr_assets.automation import COLLECTION_JOB, OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB
+from rr_assets.automation import COLLECTION_JOB, OBSERVE_ANSWERS_JOB, OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB
 from rr_assets.definitions import BASE_MODEL_JOB, REPORT_JOB, VARIANT_JOB
 from rr_assets.partitions import collection_partitions, collection_variant_partitions, latest_metadata, variant_key
 
 RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
+# Assets that run only for some collections: the per-variant stages only where a student is
+# trained (not on a collection evaluated with another's student, nor on one that only selects),
+# the scores and the report only where there are evaluation queries.
+REPORTING_ASSETS = {dg.AssetKey("student_scores"), dg.AssetKey("benchmark_report")}
 CHAMPION_CHECK = "beats_champion"
 CANDIDATE_ASSET, CHAMPION_ASSET = dg.AssetKey("champion_candidate"), dg.AssetKey("champion")
 
@@ -110,7 +114,7 @@ class Refresher:
 
     def observe_sources(self) -> None:
         """Observe the collections' and prompt variants' files: new data versions where they changed."""
-        for name in (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB):
+        for name in (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, OBSERVE_ANSWERS_JOB):
             self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, tags=self._tags())
 
     def _tags(self) -> dict[str, str]:
@@ -120,10 +124,17 @@ class Refresher:
         partitions_def = self.graph.get(key).partitions_def
         if partitions_def is None:
             return [None]
+        sources = self.defs.resources["collections"]
+        if key in REPORTING_ASSETS:
+            collections = [c for c in self.collections if sources.reports(c)]
+        elif partitions_def == collection_variant_partitions:
+            collections = [c for c in self.collections if sources.trains(c)]
+        else:
+            collections = list(self.collections)
         if partitions_def == collection_partitions:
-            return list(self.collections)
+            return collections
         if partitions_def == collection_variant_partitions:
-            return [variant_key(c, v) for c in self.collections for v in self.variants]
+            return [variant_key(c, v) for c in collections for v in self.variants]
         return list(self.variants)
 
     def _units(self) -> list[tuple[dg.AssetKey, ...]]:

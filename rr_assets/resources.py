@@ -52,6 +52,18 @@ class Collections:
     def load(self, name: str) -> Collection:
         return load_collection(self.sources[name])
 
+    def selects_only(self, name: str) -> bool:
+        """Another collection's dev slice (its `dev_from`), and nothing else."""
+        return any(s.dev_from == name for s in self.sources.values()) and not self.sources[name].student_from
+
+    def trains(self, name: str) -> bool:
+        """Whether a student is trained on this collection (not one evaluated with another's student)."""
+        return not self.sources[name].student_from and not self.selects_only(name)
+
+    def reports(self, name: str) -> bool:
+        """Whether this collection has evaluation queries, and so student scores and a report."""
+        return bool(self.sources[name].eval_split) and not self.selects_only(name)
+
 
 class TeacherService:
     """The teacher settings, the prompt variants and the endpoint (the embedded llama.cpp server is

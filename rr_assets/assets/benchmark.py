@@ -43,7 +43,7 @@ def _card(home: RRHome, name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def variant_systems(home: RRHome, collection: str, variant: str, primary: str, frames: dict, depth: int) -> list[System]:
+def variant_systems(home: RRHome, trained_on: str, variant: str, primary: str, frames: dict, depth: int) -> list[System]:
     """The systems one prompt variant contributes: the teacher's direct labels and listwise order (on
     the queries it judged), and the student in both modes, before and after RL, and fused."""
     name = lambda kind: _named(kind, variant, primary)  # noqa: E731
@@ -60,7 +60,7 @@ def variant_systems(home: RRHome, collection: str, variant: str, primary: str, f
                                        orders=orders))
     scores = frames["students"][frames["students"]["prompt_variant"] == variant]
     speed = {(r.stage, r.mode): r.pairs_per_s for r in frames["speed"][frames["speed"]["prompt_variant"] == variant].itertuples()}
-    card = _card(home, f"{collection}-{variant}")
+    card = _card(home, f"{trained_on}-{variant}")
     for stage, kind in (("sft", "student"), ("rl", "student_rl")):
         score_mode = scores[(scores["stage"] == stage) & (scores["mode"] == "score")]
         if score_mode.empty:
@@ -122,6 +122,7 @@ def benchmark_report(
     qrels = nested(warehouse.query("split_qrels", {**params, "split": "eval"}), "relevance", int)
     first_stage = nested(candidates, "score")
     first_name = collections.source(collection).first_stage_label
+    trained_on = collections.source(collection).trained_on
     configured = teacher.variant_names()
     present = list(warehouse.query("student_variants", params)["prompt_variant"])
     variants = [v for v in configured if v in present] + [v for v in present if v not in configured]
@@ -132,12 +133,12 @@ def benchmark_report(
               "speed": warehouse.query("report_scoring_runs", params)}
     systems: list[System] = [FirstStage(first_name, rerank_depth=None, note="first stage")]
     for variant in variants:
-        systems += variant_systems(home, collection, variant, primary, frames, student.rerank_depth)
+        systems += variant_systems(home, trained_on, variant, primary, frames, student.rerank_depth)
     results = evaluate_systems(qrels, first_stage, systems)
     published = (yaml.safe_load(PUBLISHED_FIGURES.read_text()) or {}).get(collection, {}).get("figures", [])
     curves = {}
     for variant in variants:
-        card = _card(home, f"{collection}-{variant}")
+        card = _card(home, f"{trained_on}-{variant}")
         if card.get("result", {}).get("dev_curve"):
             curves[variant] = {"dev": card["result"]["dev_curve"], "first_stage": card["result"]["first_stage_dev_ndcg"]}
     probe = warehouse.query("report_injection", params)
@@ -154,7 +155,7 @@ def benchmark_report(
             notes.append(f"{variant}: training labels come from the training qrels (judged documents, and the "
                          f"unjudged first-stage top {student.hard_negative_depth} as non-relevant hard negatives); "
                          "the teacher only explains some of them. Evaluation queries' qrels are never shown to anyone.")
-        card = _card(home, f"{collection}-{variant}")
+        card = _card(home, f"{trained_on}-{variant}")
         if card:
             r = card["result"]
             notes.append(f"{variant} student: {card['adapter']}, {r['optimizer_steps']} optimizer steps "

@@ -21,7 +21,7 @@ from rr_assets.core.student_model import StudentExample, choose_precision
 from rr_assets.core.training import DevSet, StudentTrainer, dev_ndcg
 from rr_assets.core.warehouse import Warehouse
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions
-from rr_assets.resources import RRHome, StudentBase, TeacherService, Tracker
+from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
 
 STUDENT_ASSET = dict(partitions_def=collection_variant_partitions, group_name="student", pool="student")
 
@@ -65,10 +65,17 @@ def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: 
 
 def reasoning_targets(warehouse: Warehouse, where: dict[str, str]) -> tuple[frozenset, dict[str, list[str]]]:
     """A variant's comparison preferences (query, preferred, other) and the teacher's listwise
-    order of each training query, for the pairwise and listwise losses."""
+    orders of each training query, for the pairwise and listwise losses."""
     preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
-    orders = {r.query_id: json.loads(r.ranked_doc_ids) for r in warehouse.query("teacher_orders", where).itertuples()}
+    orders: dict[str, list[list[str]]] = {}
+    for r in warehouse.query("teacher_orders", where).itertuples():
+        orders.setdefault(r.query_id, []).append(json.loads(r.ranked_doc_ids))
     return preferences, orders
+
+
+def imported_models(files) -> str:
+    """The teacher models that imported answer files name, joined."""
+    return ", ".join(sorted({m.strip() for models in files["models"] for m in models.split(",") if m.strip()}))
 
 
 def weights_hash(folder: Path) -> str:
@@ -104,6 +111,7 @@ LEARNED_CHECK, FIRST_STAGE_CHECK = "learned_on_dev", "beats_first_stage_on_dev"
 def student_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
     base: dg.ResourceParam[StudentBase], teacher: dg.ResourceParam[TeacherService], tracker: Tracker,
+    collections: dg.ResourceParam[Collections],
 ):
     """The distilled student (R2R): LoRA (or full) fine-tuning with pairwise + listwise +
     generation losses over query groups, the best dev-slice checkpoint kept; registered in MLflow."""
@@ -113,18 +121,23 @@ def student_checkpoint(
     where = {"collection": collection, "prompt_variant": variant.name}
     examples = training_examples(warehouse, where, student.max_train_queries)
     preferences, orders = reasoning_targets(warehouse, where)
-    dev = dev_set(warehouse, collection, student)
+    dev_collection = collections.source(collection).dev_from or collection
+    dev = dev_set(warehouse, dev_collection, student)
     name = checkpoint_name(collection, variant.name)
     out_dir = home.dir("checkpoints") / name
     data_versions = {table: warehouse.table_hash(table, where)
                      for table in ("train_pointwise", "train_pairwise", "train_listwise", "teacher_judgments")}
     data_versions["corpus"] = warehouse.table_hash("corpus", {"collection": collection})
+    imported = warehouse.partition_rows("imported_answer_files", where)
+    training_data = {"collection": collection, "dev_collection": dev_collection,
+                     "imported_answer_files": imported.drop(columns=["collection", "prompt_variant"]).to_dict("records")}
     precision = choose_precision(student.precision)
     params = {**asdict(student), "collection": collection, "prompt_variant": variant.name,
               "prompt_hash": variant.content_hash, "teacher_model": teacher.settings.model, "precision_used": precision.name,
               "train_examples": len(examples), "train_queries": len({e.query_id for e in examples}),
               "comparison_preferences": len(preferences), "teacher_orders": len(orders),
-              "dev_queries_used": len(dev.candidates) if dev else 0}
+              "dev_queries_used": len(dev.candidates) if dev else 0, "dev_collection": dev_collection,
+              **{f"imported.{Path(f['file']).name}.sha256": f["sha256"] for f in training_data["imported_answer_files"]}}
     log_line = throttled(context)
     with tracker.run(context, params) as tracked:
 
@@ -142,8 +155,10 @@ def student_checkpoint(
             examples, out_dir, dev, preferences, orders)
         card = {
             "name": name, "stage": "sft", "collection": collection, "base_model": student.base_model,
-            "prompt_variant": variant.name, "prompt_hash": variant.content_hash, "teacher_model": teacher.settings.model,
-            "teacher_endpoint": teacher.endpoint_label(), "data_versions": data_versions,
+            "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
+            "teacher_model": imported_models(imported) if variant.imported else teacher.settings.model,
+            "teacher_endpoint": "imported" if variant.imported else teacher.endpoint_label(),
+            "data_versions": data_versions, "training_data": training_data,
             "train_examples": len(examples), "comparison_preferences": len(preferences), "teacher_orders": len(orders),
             "listwise_target": result.listwise_target,
             "listwise_groups": result.listwise_groups, "settings": asdict(student),
@@ -156,7 +171,7 @@ def student_checkpoint(
         tracked.params({"listwise_target": card["listwise_target"]})
         version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
             "stage": "sft", "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
-            "teacher_model": teacher.settings.model, "dagster_run_id": context.run.run_id,
+            "teacher_model": card["teacher_model"], "dagster_run_id": context.run.run_id, "dev_collection": dev_collection,
             DEV_METRIC_TAG: result.best_dev_ndcg if result.best_dev_ndcg is not None else "",
             **{f"data_version.{k}": v for k, v in data_versions.items()}})
     yield dg.MaterializeResult(
@@ -181,7 +196,7 @@ def student_checkpoint(
 @dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, **STUDENT_ASSET)
 def student_rl_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, rl: dg.ResourceParam[RLSettings],
-    student: dg.ResourceParam[StudentSettings], tracker: Tracker,
+    student: dg.ResourceParam[StudentSettings], tracker: Tracker, collections: dg.ResourceParam[Collections],
 ) -> dg.MaterializeResult:
     """InteRank's second stage: GRPO on explain-then-score from the distilled checkpoint, with a KL
     penalty to it; the refined checkpoint is evaluated on the dev slice and registered."""
@@ -205,7 +220,7 @@ def student_rl_checkpoint(
             log_line(f"RL step {record['step']}: reward {record['reward']:.3f}, KL {record['kl']:.4f}")
 
         result = GRPORefiner(rl, precision, log).refine(sft_dir, examples, out_dir)
-        dev = dev_set(warehouse, collection, student)
+        dev = dev_set(warehouse, collections.source(collection).dev_from or collection, student)
         value = dev_ndcg(StudentReranker(out_dir, precision), dev, student.score_batch_size) if dev else None
         card = {**sft_card, "name": out_dir.name, "stage": "rl", "from_checkpoint": str(sft_dir), "rl_settings": asdict(rl),
                 "rl_curve": result.curve, "rl_stop_reason": result.stop_reason, "dev_nDCG@10": value,
@@ -225,13 +240,26 @@ def student_rl_checkpoint(
     )
 
 
-@dg.asset(deps=[student_checkpoint, student_rl_checkpoint, "first_stage_candidates", "splits"],
+# A collection may be reranked by the student of another (`student_from`): its scores follow the
+# variant's checkpoints of every collection.
+ANY_COLLECTIONS_CHECKPOINT = dg.MultiPartitionMapping({
+    "collection": dg.DimensionPartitionMapping("collection", dg.AllPartitionMapping()),
+    "prompt_variant": dg.DimensionPartitionMapping("prompt_variant", dg.IdentityPartitionMapping()),
+})
+
+
+@dg.asset(deps=[dg.AssetDep(student_checkpoint, partition_mapping=ANY_COLLECTIONS_CHECKPOINT),
+                dg.AssetDep(student_rl_checkpoint, partition_mapping=ANY_COLLECTIONS_CHECKPOINT),
+                "first_stage_candidates", "splits"],
           kinds={"torch", "duckdb"}, **STUDENT_ASSET)
 def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
-                   explain: dg.ResourceParam[ExplainSettings]) -> dg.MaterializeResult:
-    """Each checkpoint (distilled, and RL-refined when there is one) reranks every evaluation query's
-    top candidates in score mode, and a fixed subset of the queries in explain mode too."""
+                   explain: dg.ResourceParam[ExplainSettings],
+                   collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
+    """Each checkpoint (distilled, and RL-refined when there is one) of the collection's student
+    (its own, or that of `student_from`) reranks every evaluation query's top candidates in score
+    mode, and a fixed subset of the queries in explain mode too."""
     collection, variant_name = collection_and_variant(context)
+    trained_on = collections.source(collection).trained_on
     warehouse = home.warehouse()
     rows = warehouse.query("ranked_candidates", {"collection": collection, "split": "eval",
                                                   "depth": student.rerank_depth, "queries": -1})
@@ -240,7 +268,7 @@ def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.
     frames, timings = [], []
     log_line = throttled(context)
     for stage in ("sft", "rl"):
-        folder = home.dir("checkpoints") / checkpoint_name(collection, variant_name, stage)
+        folder = home.dir("checkpoints") / checkpoint_name(trained_on, variant_name, stage)
         if not (folder / "rr_student.json").exists():
             continue
         reranker = StudentReranker(folder, precision)

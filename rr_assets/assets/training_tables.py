@@ -40,6 +40,7 @@ def _sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
         partition = _partition_values(context)
         source = collections.source(partition["collection"])
         params = {**partition, "train_split": source.train_split, "eval_split": source.eval_split,
+                  "dev_split": source.dev_split, "student_from": source.student_from,
                   "eval_percent": splits.eval_percent, "dev_percent": splits.dev_percent,
                   "hard_negative_depth": student.hard_negative_depth}
         if "prompt_variant" in partition:

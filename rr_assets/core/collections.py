@@ -71,6 +71,10 @@ class CollectionSource:
     train_split: str = ""  # the qrels split whose queries train; "" = a hash split of eval_split's queries
     first_stage_run: str = ""  # a TREC run or RankGPT JSON whose candidates replace rr's BM25
     first_stage_name: str = ""  # the first stage's name in reports; "" = "bm25", or "first_stage" for a given run
+    dev_split: str = ""  # a qrels split whose queries are all dev queries (a collection for model selection)
+    teacher_answers: tuple[str, ...] = ()  # teacher answer files an `imported` prompt variant reads
+    student_from: str = ""  # evaluate the student trained on that collection here (every judged query evaluates)
+    dev_from: str = ""  # select this collection's student on that collection's dev queries
 
     @property
     def first_stage_label(self) -> str:
@@ -78,7 +82,12 @@ class CollectionSource:
 
     @property
     def qrels_splits(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.train_split, self.eval_split) if s)
+        return tuple(s for s in (self.train_split, self.eval_split, self.dev_split) if s)
+
+    @property
+    def trained_on(self) -> str:
+        """The collection whose student reranks this one (itself, unless `student_from`)."""
+        return self.student_from or self.name
 
 
 @dataclass(frozen=True)
@@ -236,8 +245,9 @@ def load_collection(source: CollectionSource, max_bad_fraction: float = 0.5) -> 
         splits_of.setdefault(r.query_id, set()).add(r.split)
     both = sorted(q for q, s in splits_of.items() if len(s) > 1)
     if both:
-        raise CollectionError(f"{folder / 'qrels'}: query {both[0]!r} is judged in both {source.train_split}.tsv and "
-                              f"{source.eval_split}.tsv ({len(both)} such queries); training and evaluation "
+        found = [s for s in source.qrels_splits if s in splits_of[both[0]]]
+        raise CollectionError(f"{folder / 'qrels'}: query {both[0]!r} is judged in both {found[0]}.tsv and "
+                              f"{found[1]}.tsv ({len(both)} such queries); training, dev and evaluation "
                               "queries must not overlap")
     candidates = None
     if run:
@@ -258,5 +268,7 @@ def source_fingerprint(source: CollectionSource) -> str:
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
     if source.first_stage_run:
         files.append(Path(source.first_stage_run))
+    answers = {Path(f).resolve() for f in source.teacher_answers}  # observed on their own (teacher_answer_files)
+    files = [f for f in files if f.resolve() not in answers]
     entries = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.exists()]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]

@@ -43,6 +43,9 @@ class PromptVariant:
     comparison: dict = field(default_factory=dict)
     listwise: dict = field(default_factory=dict)
     content_hash: str = ""
+    imported: bool = False  # answers come from the collection's teacher_answers files, not an endpoint
+    rank_labels: tuple[int, ...] = (2, 1, 1, 0, 0)  # imported: the label of each rank position of a ranking
+    reasons: tuple[str, ...] = ("direct", "comparison")  # imported: the reasons that make a passage's explanation
 
     def render(self, kind: str, **values) -> str:
         if kind not in self.templates:
@@ -135,8 +138,11 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise PromptError(f"{meta_path}: unknown kinds {sorted(unknown)}; known: {list(KINDS)}")
+    source = meta.get("source", "endpoint")
+    if source not in ("endpoint", "imported"):
+        raise PromptError(f"{meta_path}: source must be 'endpoint' or 'imported', not {source!r}")
     templates = {}
-    for kind in kinds:
+    for kind in kinds if source == "endpoint" else ():
         template_path = folder / f"{kind}.jinja"
         if not template_path.is_file():
             raise PromptError(f"{template_path}: missing template for kind {kind!r}")
@@ -163,4 +169,7 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         comparison={"max_pairs_per_query": 4, "swap_fraction": 0.5, **meta.get("comparison", {})},
         listwise={"window": 4, "stride": 2, **meta.get("listwise", {})},
         content_hash=variant_hash(folder),
+        imported=source == "imported",
+        rank_labels=tuple(int(x) for x in meta.get("rank_labels", (2, 1, 1, 0, 0))),
+        reasons=tuple(meta.get("reasons", ("direct", "comparison"))),
     )

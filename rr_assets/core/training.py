@@ -68,13 +68,18 @@ def listwise_order_loss(scores: torch.Tensor, order: list[int]) -> torch.Tensor:
     return -(ordered - tails)[:-1].mean()
 
 
-def listwise_loss(scores: torch.Tensor, group: list[StudentExample], teacher_order: list[str] | None) -> tuple[torch.Tensor, str]:
-    """The teacher's window order when it ranked at least two of the group's documents, else the labels."""
-    if teacher_order:
-        position = {doc_id: i for i, doc_id in enumerate(teacher_order)}
+def listwise_loss(scores: torch.Tensor, group: list[StudentExample],
+                  teacher_orders: list[list[str]] | None) -> tuple[torch.Tensor, str]:
+    """The teacher's orders that rank at least two of the group's documents (averaged: a query can
+    have several lists, and several teachers may have ranked one list), else the labels."""
+    losses = []
+    for order in teacher_orders or []:
+        position = {doc_id: i for i, doc_id in enumerate(order)}
         ranked = sorted((i for i, e in enumerate(group) if e.doc_id in position), key=lambda i: position[group[i].doc_id])
         if len(ranked) >= 2:
-            return listwise_order_loss(scores, ranked), "teacher_order"
+            losses.append(listwise_order_loss(scores, ranked))
+    if losses:
+        return torch.stack(losses).mean(), "teacher_order"
     labels = torch.tensor([e.label for e in group], device=scores.device)
     return listwise_label_loss(scores, labels), "labels"
 
@@ -222,7 +227,7 @@ class StudentTrainer:
 
     def train(self, examples: list[StudentExample], out_dir: str | Path, dev: DevSet | None = None,
               preferences: frozenset[tuple[str, str, str]] = frozenset(),
-              teacher_orders: dict[str, list[str]] | None = None) -> TrainResult:
+              teacher_orders: dict[str, list[list[str]]] | None = None) -> TrainResult:
         """Train, keep the best state by dev nDCG@10 (the last one without a dev set), save it to
         `out_dir` with its StudentInfo, and choose the fusion weight on the dev slice."""
         s, teacher_orders = self.settings, teacher_orders or {}

@@ -41,7 +41,7 @@ def _expectations(kind: str, labels: tuple[int, ...], max_failure_rate: float, e
             gxe.ExpectTableColumnsToMatchSet(column_set=["query_id", "doc_a", "doc_b", "preferred_doc_id", "swapped",
                                                          "explanation", "raw", "parse_error"], exact_match=False),
             gxe.ExpectCompoundColumnsToBeUnique(column_list=["query_id", "doc_a", "doc_b"]),
-            gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["adjacent", "label_disagreement"]),
+            gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=["adjacent", "label_disagreement", "teacher_order"]),
             gxe.ExpectColumnValuesToBeInSet(column="preferred_is_a_or_b", value_set=[True]),
         ], explanation
     if kind == "listwise":
@@ -76,10 +76,12 @@ def _derived_columns(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def validate_teacher_output(
     kind: str, frame: pd.DataFrame, labels: tuple[int, ...], max_parse_failure_rate: float,
-    explanation_chars: tuple[int, int] = (1, 2000),
+    explanation_chars: tuple[int, int] = (1, 2000), explanations_required: bool = True,
 ) -> SuiteOutcome:
     """Run the GX suite of one reasoning kind: schema, domains, unique keys, the parse-failure
-    rate, and explanation presence and length on the rows that parsed."""
+    rate, and explanation presence and length on the rows that parsed (`explanations_required`
+    False: length only, on the rows that have one, as for imported answers that give no reason
+    for some passages)."""
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
@@ -90,6 +92,8 @@ def validate_teacher_output(
     on_all, on_parsed = _expectations(kind, labels, max_parse_failure_rate, explanation_chars)
     frame = _derived_columns(kind, frame)
     parsed = frame[frame["parse_error"].isna()] if "parse_error" in frame else frame
+    if not explanations_required:
+        parsed = parsed[parsed["explanation"].notna()]
     failed, details = [], {}
     for scope, data, expectations in (("all rows", frame, on_all), ("parsed rows", parsed, on_parsed)):
         suite = context.suites.add(gx.ExpectationSuite(name=f"teacher_{kind}_{scope.replace(' ', '_')}"))

@@ -62,3 +62,12 @@ CREATE TABLE IF NOT EXISTS scoring_runs (
     pairs INTEGER NOT NULL, queries INTEGER NOT NULL, seconds DOUBLE NOT NULL, pairs_per_s DOUBLE NOT NULL,
     precision VARCHAR NOT NULL, PRIMARY KEY (collection, prompt_variant, stage, mode)
 );
+CREATE TABLE IF NOT EXISTS teacher_quarantine (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, file VARCHAR NOT NULL, line INTEGER NOT NULL,
+    reason VARCHAR NOT NULL, excerpt VARCHAR, PRIMARY KEY (collection, prompt_variant, file, line)
+);
+CREATE TABLE IF NOT EXISTS imported_answer_files (
+    collection VARCHAR NOT NULL, prompt_variant VARCHAR NOT NULL, file VARCHAR NOT NULL, sha256 VARCHAR NOT NULL,
+    models VARCHAR NOT NULL, answers INTEGER NOT NULL, quarantined_lines INTEGER NOT NULL,
+    PRIMARY KEY (collection, prompt_variant, file)
+);

@@ -74,7 +74,7 @@ def test_unknown_section_is_named(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("collections: {x: {eval_split: test}}\n", "collections.x needs a 'path'"),
-    ("collections: {x: {path: ., train_split: test, eval_split: test}}\n", "train_split and eval_split must differ"),
+    ("collections: {x: {path: ., train_split: test, eval_split: test}}\n", "train_split, eval_split and dev_split must differ"),
     ("teacher: {}\n", "'collections' must map collection names to sources"),
 ])
 def test_unusable_collections_are_errors(tmp_path, text, message):

@@ -36,7 +36,8 @@ def names(keys):
 
 
 def test_the_graph_holds_every_stage(graph):
-    assert names(graph.get_all_asset_keys()) == COLLECTION | BY_VARIANT | {"prompt_templates", "student_base_model"}
+    assert names(graph.get_all_asset_keys()) == COLLECTION | BY_VARIANT | {"prompt_templates", "teacher_answer_files",
+                                                                           "student_base_model"}
 
 
 def test_partitions_of_each_asset(graph):
@@ -58,9 +59,10 @@ def test_each_phase_is_a_job_over_one_partitioning(defs):
     def selected(job):
         return names(defs.resolve_job_def(job).asset_layer.selected_asset_keys)
 
-    assert len(PHASES) == 6
+    assert len(PHASES) == 7
     assert selected("rr_observe_collections") == {"collection_files"}
     assert selected("rr_observe_prompts") == {"prompt_templates"}
+    assert selected("rr_observe_teacher_answers") == {"teacher_answer_files"}
     assert selected("rr_collection") == COLLECTION - {"collection_files", "benchmark_report"}
     assert selected("rr_base_model") == {"student_base_model"}
     assert selected("rr_teacher_and_student") == BY_VARIANT

@@ -61,7 +61,7 @@ def test_teacher_order_and_labels_are_different_targets():
     examples = group([2, 1, 0])
     scores_a = torch.tensor([1.0, 0.5, 0.0], requires_grad=True)
     scores_b = torch.tensor([1.0, 0.5, 0.0], requires_grad=True)
-    by_order, target_a = listwise_loss(scores_a, examples, ["d2", "d1", "d0"])
+    by_order, target_a = listwise_loss(scores_a, examples, [["d2", "d1", "d0"]])
     by_labels, target_b = listwise_loss(scores_b, examples, None)
     assert (target_a, target_b) == ("teacher_order", "labels")
     assert by_order.item() != pytest.approx(by_labels.item())
@@ -76,12 +76,22 @@ def test_teacher_order_needs_two_of_the_groups_documents():
     examples = group([2, 1, 0])
     scores = torch.tensor([0.2, 0.1, 0.0])
     # only d1 of the group was ranked (the others were outside the window): fall back to labels
-    loss, target = listwise_loss(scores, examples, ["x", "d1", "y"])
+    loss, target = listwise_loss(scores, examples, [["x", "d1", "y"]])
     assert target == "labels" and loss.item() == pytest.approx(listwise_label_loss(scores, torch.tensor([2, 1, 0])).item())
     # unknown documents in the order are skipped; d2 before d0 is the target
-    loss, target = listwise_loss(scores, examples, ["x", "d2", "y", "d0"])
+    loss, target = listwise_loss(scores, examples, [["x", "d2", "y", "d0"]])
     assert target == "teacher_order"
     assert loss.item() == pytest.approx(listwise_order_loss(scores, [2, 0]).item())
+
+
+def test_several_teacher_orders_of_a_query_each_train_and_are_averaged():
+    # Two lists of one query (or two teachers on one list): each order that ranks two of the
+    # group's documents counts once; an order that ranks fewer is left out.
+    examples = group([2, 1, 0])
+    scores = torch.tensor([0.3, 0.1, 0.0])
+    loss, target = listwise_loss(scores, examples, [["d0", "d1"], ["d2", "d0"], ["d1", "x"]])
+    expected = (listwise_order_loss(scores, [0, 1]) + listwise_order_loss(scores, [2, 0])) / 2
+    assert target == "teacher_order" and loss.item() == pytest.approx(expected.item())
 
 
 def test_losses_have_gradients():
