@@ -77,7 +77,7 @@ def write_config(path: Path, home: Path, mlruns: Path, **sections) -> Path:
         "mlflow_tracking_uri": f"sqlite:///{mlruns}/mlflow.db",
     }
     for key, value in sections.items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -83,25 +83,30 @@ def variant_systems(home: RRHome, trained_on: str, variant: str, primary: str, f
     return systems
 
 
-def stage_costs(instance: dg.DagsterInstance, collection: str, variants: list[str], answers: pd.DataFrame,
-                teacher: TeacherService) -> list[StageCost]:
+def stage_costs(instance: dg.DagsterInstance, collection: str, trained_on: str, variants: list[str],
+                answers: pd.DataFrame, teacher: TeacherService) -> list[StageCost]:
     """Each stage's latest materialisation (wall time, new teacher calls) and, for teacher stages, the
-    answers its rows use with their tokens and estimated price."""
+    answers its rows use with their tokens and estimated price; the teacher and training stages are
+    those of the collection the student was trained on."""
     used = {(r.prompt_variant, r.stage): r for r in answers.itertuples()}
     costs = []
     for asset in COSTED_ASSETS:
+        by_variant_of = collection if asset == "student_scores" else trained_on
         partitions = [(collection, None)] if asset in ("corpus", "bm25_index", "first_stage_candidates", "splits") else [
-            (variant_key(collection, v), v) for v in variants]
+            (variant_key(by_variant_of, v), v) for v in variants]
         for partition, variant in partitions:
             meta = latest_metadata(instance, dg.AssetKey(asset), partition)
             if meta is None:
                 continue
             label = asset if variant is None else f"{asset}[{variant}]"
+            if by_variant_of != collection and variant is not None:
+                label = f"{asset}[{by_variant_of}|{variant}]"
             row = used.get((variant, asset))
             prompt, completion = (int(row.prompt_tokens), int(row.completion_tokens)) if row else (0, 0)
             price = teacher.cost(TeacherUsage(prompt_tokens=prompt, completion_tokens=completion))
             costs.append(StageCost(label, meta.get("seconds"), int(meta.get("new_teacher_calls", 0)),
-                                   int(row.answers) if row else 0, prompt, completion, round(price, 6)))
+                                   int(row.answers) if row else int(meta.get("imported_answers", 0)), prompt, completion,
+                                   round(price, 6), imported=bool(meta.get("imported", False))))
     return costs
 
 
@@ -150,7 +155,14 @@ def benchmark_report(
         f"Prompt variants: {', '.join(variants) or 'none'} (unsuffixed systems: {primary}); teacher model "
         f"{teacher.settings.model}.",
     ]
+    if trained_on != collection:
+        notes.append(f"Zero-shot: the student was trained on {trained_on} and selected on its dev collection; nothing "
+                     f"was trained or tuned on {collection}.")
     for variant in variants:
+        if variant in list_variants(teacher.prompts_dir) and teacher.variant(variant).imported:
+            files = warehouse.partition_rows("imported_answer_files", {"collection": trained_on, "prompt_variant": variant})
+            notes.append(f"{variant}: the teacher's answers were imported ({int(files['answers'].sum())} answers of "
+                         f"{', '.join(sorted(set(files['models'])))} from {len(files)} files; no teacher call).")
         if variant in list_variants(teacher.prompts_dir) and teacher.variant(variant).grounded:
             notes.append(f"{variant}: training labels come from the training qrels (judged documents, and the "
                          f"unjudged first-stage top {student.hard_negative_depth} as non-relevant hard negatives); "
@@ -182,8 +194,8 @@ def benchmark_report(
     samples += [Sample(f"student {r.stage} ({r.prompt_variant}, explain mode)", query_texts.get(r.query_id, ""), r.doc_id,
                        f"{r.score:.2f}", r.explanation) for r in explained.itertuples()]
     report = Report(collection, first_name, len(qrels), results, published,
-                    stage_costs(context.instance, collection, variants, warehouse.query("report_teacher_answers", params),
-                                teacher), curves,
+                    stage_costs(context.instance, collection, trained_on, variants,
+                                warehouse.query("report_teacher_answers", params), teacher), curves,
                     {"Notes": notes, "Prompt injection": injection}, samples)
     with tracker.run(context, {"collection": collection, "prompt_variants": ",".join(variants)}) as tracked:
         paths = write_report(home.dir("reports", collection), report)

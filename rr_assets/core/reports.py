@@ -38,6 +38,11 @@ class StageCost:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated_cost: float = 0.0
+    imported: bool = False  # its answers were read from files: no call was made
+
+    @property
+    def calls(self) -> str:
+        return "imported, 0 calls" if self.imported else str(self.new_teacher_calls)
 
 
 @dataclass
@@ -140,15 +145,16 @@ def write_report(out_dir: str | Path, report: Report) -> dict[str, Path]:
              "system's nDCG@10 with the first stage's on the same queries.", ""]
     lines += results_table(report.results) + ["", "![metrics](metrics.png)", ""]
     if report.published:
-        lines += ["## Published figures on this collection", "", "| system | nDCG@10 | R@100 | source |", "|---|---|---|---|"]
-        lines += [f"| {p['system']} | {p.get('nDCG@10', '—')} | {p.get('R@100', '—')} | {p['source']} |"
+        lines += ["## Published figures on this collection", "", "| system | nDCG@10 | nDCG@5 | R@100 | source |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {p['system']} | {p.get('nDCG@10', '—')} | {p.get('nDCG@5', '—')} | {p.get('R@100', '—')} | {p['source']} |"
                   for p in report.published] + [""]
     if report.costs:
         lines += ["## Cost per stage", "", "Wall time and new teacher calls of each stage's latest run; answers, tokens "
                   "and cost count every teacher answer the stage's rows use, paid then or earlier (cached).", "",
                   "| stage | wall time (s) | new teacher calls | answers used | prompt tokens | completion tokens | est. cost |",
                   "|---|---|---|---|---|---|---|"]
-        lines += [f"| {c.stage} | {c.seconds if c.seconds is not None else '—'} | {c.new_teacher_calls} | {c.answers_used} | "
+        lines += [f"| {c.stage} | {c.seconds if c.seconds is not None else '—'} | {c.calls} | {c.answers_used} | "
                   f"{c.prompt_tokens} | {c.completion_tokens} | {c.estimated_cost:.4f} |" for c in report.costs] + [""]
     for title, items in report.sections.items():
         if items:

@@ -50,8 +50,9 @@ def test_the_rank_llm_form_shows_candidates_in_first_stage_order(tmp_path):
 
 
 def test_bad_lines_are_quarantined_with_file_line_and_reason(tmp_path):
-    good = [r2r("q1"), r2r("q2"), r2r("q1", shown=("c", "d"), ranking=("d", "c")), r2r("q2", shown=("d", "e"), ranking=("e", "d")),
-            r2r("q1", shown=("a", "e"), ranking=("e", "a")), r2r("q2", shown=("a", "d"), ranking=("a", "d"))]
+    good = [r2r("q1"), r2r("q2"), r2r("q1", shown=("c", "d"), ranking=("d", "c")),
+            r2r("q2", shown=("d", "e"), ranking=("e", "d")), r2r("q1", shown=("a", "e"), ranking=("e", "a")),
+            r2r("q2", shown=("a", "d"), ranking=("a", "d"))]
     bad = ["{not json",
            r2r(ranking=("b", "a", "z")),                  # ranks a passage not in its list
            r2r(shown=("a", "b", "b"), ranking=("b", "a", "b")),  # names a passage twice
