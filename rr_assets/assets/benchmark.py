@@ -175,6 +175,8 @@ def benchmark_report(
                          f"at step {r['best_step']} (first stage on dev: {figure(r['first_stage_dev_ndcg'])}; fused: "
                          f"{figure(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
+            if r.get("budget_note"):
+                notes.append(f"{variant}: **less than one epoch trained**: {r['budget_note']}.")
             trained = TrainResult(**r)
             if trained.kept_untrained:
                 notes.append(f"{variant}: **checkpoint selection kept the untrained model** (no later step beat step 0 "

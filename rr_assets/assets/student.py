@@ -142,6 +142,9 @@ def student_checkpoint(
     with tracker.run(context, params) as tracked:
 
         def log(kind: str, record: dict) -> None:
+            if kind == "budget":
+                context.log.warning(f"step {record['step']}: {record['note']}")
+                return
             values = {k: v for k, v in record.items() if k not in ("step", "best") and isinstance(v, (int, float))}
             tracked.metrics({f"{kind}.{k}": v for k, v in values.items()}, record["step"])
             if kind == "dev":

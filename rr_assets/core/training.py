@@ -167,6 +167,7 @@ class TrainResult:
     first_stage_dev_ndcg: float | None = None
     fusion_weight: float | None = None
     fusion_dev_ndcg: float | None = None
+    budget_note: str = ""  # set when the time budget covers less than an epoch
 
     @property
     def listwise_target(self) -> str:
@@ -192,6 +193,8 @@ class TrainResult:
 
 # --- the trainer -------------------------------------------------------------------------------
 
+BUDGET_PROJECTION_STEPS = 5  # optimizer steps timed before the budget's reach is projected
+
 def learning_rate_factor(step: int, warmup_steps: int, total_steps: int, budget_used: float) -> float:
     """The peak learning rate's multiplier at optimizer step `step`: linear warmup, then linear
     decay that reaches zero at `total_steps` or when the time budget is used up (`budget_used`, the
@@ -201,6 +204,20 @@ def learning_rate_factor(step: int, warmup_steps: int, total_steps: int, budget_
         return step / warmup_steps
     by_steps = (total_steps - step) / max(1, total_steps - warmup_steps)
     return max(0.0, min(by_steps, 1.0 - budget_used))
+
+
+def budget_shortfall(steps_done: int, loop_seconds: float, seconds_left: float, steps_planned: int,
+                     steps_per_epoch: int, train_queries: int) -> str | None:
+    """What the time budget will cover at the pace of the steps so far, in words, when that is less
+    than the planned steps and less than one epoch; None otherwise."""
+    per_step = loop_seconds / max(1, steps_done)
+    reachable = steps_done + int(seconds_left / per_step)
+    if reachable >= min(steps_planned, steps_per_epoch):
+        return None
+    share = reachable / steps_per_epoch
+    return (f"the time budget covers about {reachable} optimizer steps, {share:.2f} of an epoch, at {per_step:.1f} s "
+            f"per step: raise student.time_budget_minutes, or set student.max_train_queries to about "
+            f"{max(1, int(train_queries * share))} (of {train_queries}) to train one whole epoch")
 
 
 def _adapted_model(base_model_dir: str | Path, settings: StudentSettings, precision: Precision):
@@ -284,6 +301,7 @@ class StudentTrainer:
             result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, first_stage)
             evaluate(0)
         model.train()
+        loop_started, steps_per_epoch = time.monotonic(), math.ceil(groups_per_epoch / per_step)
         step, epoch, pairs_seen = 0, 0, 0
         window = {"loss": 0.0, "pointwise": 0.0, "pairwise": 0.0, "listwise": 0.0, "generation": 0.0}
         stop = None
@@ -319,6 +337,12 @@ class StudentTrainer:
                     raise FloatingPointError(f"non-finite loss at step {step}: {record}")
                 result.curve.append(record)
                 self.log("train", record)
+                if budget_seconds > 0 and step == BUDGET_PROJECTION_STEPS:
+                    note = budget_shortfall(step, time.monotonic() - loop_started, budget_seconds * (1 - budget_used()),
+                                            total_steps, steps_per_epoch, len({e.query_id for e in examples}))
+                    if note:
+                        result.budget_note = note
+                        self.log("budget", {"step": step, "note": note})
                 window = dict.fromkeys(window, 0.0)
                 if dev and step % s.eval_every == 0 and not evaluate(step):
                     stop = "early stopping"

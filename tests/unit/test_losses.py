@@ -8,6 +8,7 @@ from rr_assets.core.student_model import StudentExample, expected_label
 from rr_assets.core.training import (
     DevSet,
     TrainResult,
+    budget_shortfall,
     dev_ndcg,
     learning_rate_factor,
     listwise_label_loss,
@@ -176,3 +177,12 @@ def test_the_time_budget_anneals_the_rate_to_zero_before_the_last_step():
     assert learning_rate_factor(900, 10, 1000, 0.5) == pytest.approx(100 / 990)  # the steps do
     assert learning_rate_factor(20, 10, 1000, 1.2) == 0.0
     assert learning_rate_factor(5, 10, 1000, 0.9) == pytest.approx(0.5)  # warmup is not cut short
+
+
+def test_a_budget_that_covers_less_than_an_epoch_is_said_with_the_queries_that_would_fit():
+    # 5 steps in 50 s, 950 s left: 5 + 95 = 100 steps reachable of a 400-step epoch
+    note = budget_shortfall(5, 50.0, 950.0, steps_planned=800, steps_per_epoch=400, train_queries=1000)
+    assert note.startswith("the time budget covers about 100 optimizer steps, 0.25 of an epoch, at 10.0 s per step")
+    assert "max_train_queries to about 250 (of 1000)" in note
+    assert budget_shortfall(5, 50.0, 5000.0, steps_planned=800, steps_per_epoch=400, train_queries=1000) is None
+    assert budget_shortfall(5, 50.0, 950.0, steps_planned=60, steps_per_epoch=400, train_queries=1000) is None
