@@ -1,8 +1,13 @@
 """Asset checks beside the teacher assets: a Great Expectations suite per reasoning kind (blocking:
-bad teacher data never reaches training), agreement with qrels and swap consistency (warnings)."""
+bad teacher data never reaches training), agreement with qrels, swap consistency and agreement
+between teachers on shared lists (warnings)."""
+
+import json
+from types import SimpleNamespace
 
 import dagster as dg
 
+from rr_assets.core.imported_answers import teacher_agreement
 from rr_assets.core.validation import label_agreement, validate_teacher_output
 from rr_assets.partitions import collection_and_variant
 from rr_assets.resources import RRHome, TeacherService
@@ -71,4 +76,24 @@ def teacher_comparisons_swap_consistency(
     )
 
 
-all_checks = [*gx_checks, teacher_agrees_with_qrels, teacher_comparisons_swap_consistency]
+@dg.asset_check(asset="teacher_rankings",
+                description="Where several teachers ranked the same list (imported answers), the share of lists on "
+                            "which each pair of teachers picks the same top passage; warns under min_agreement")
+def teachers_agree_on_shared_lists(
+    context: dg.AssetCheckExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService]
+) -> dg.AssetCheckResult:
+    collection, variant_name = collection_and_variant(context)
+    rows = home.warehouse().partition_rows("teacher_rankings", {"collection": collection, "prompt_variant": variant_name})
+    answers = [SimpleNamespace(query_id=r.query_id, model=r.model, shown=json.loads(r.input_doc_ids),
+                               ranking=json.loads(r.ranked_doc_ids)) for r in rows.itertuples()]
+    agreement = teacher_agreement(answers)
+    threshold = teacher.settings.min_agreement
+    return dg.AssetCheckResult(
+        passed=all(a["same_top1"] >= threshold for a in agreement.values()),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"teacher_pairs": len(agreement), "shared_lists": sum(a["lists"] for a in agreement.values()),
+                  "agreement": dg.MetadataValue.json(agreement), "min_agreement": threshold},
+    )
+
+
+all_checks = [*gx_checks, teacher_agrees_with_qrels, teacher_comparisons_swap_consistency, teachers_agree_on_shared_lists]

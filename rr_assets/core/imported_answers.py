@@ -249,12 +249,13 @@ def comparison_rows(answers: list[ImportedAnswer]) -> list[dict]:
     return rows
 
 
-def teacher_agreement(answers: list[ImportedAnswer]) -> dict[str, dict[str, float]]:
+def teacher_agreement(answers) -> dict[str, dict[str, float]]:
     """Per pair of teachers, on the lists both ranked (the same passages shown): how many, the
-    share with the same top passage and the share with the same full ranking."""
+    share with the same top passage and the share with the same full ranking. `answers`: anything
+    with query_id, model, shown and ranking."""
     by_list: dict[tuple[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = defaultdict(dict)
     for answer in answers:
-        by_list[answer.query_id, tuple(sorted(answer.shown))][answer.model] = answer.ranking
+        by_list[answer.query_id, tuple(sorted(answer.shown))][answer.model] = tuple(answer.ranking)
     pairs: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for rankings in by_list.values():
         models = sorted(rankings)

@@ -73,7 +73,8 @@ def test_checks_guard_the_teacher_data_the_student_and_the_champion(graph):
     assert names(graph.asset_check_keys) == {
         "teacher_judgments:teacher_judgments_gx_suite", "teacher_comparisons:teacher_comparisons_gx_suite",
         "teacher_rankings:teacher_rankings_gx_suite", "teacher_judgments:teacher_agrees_with_qrels",
-        "teacher_comparisons:teacher_comparisons_swap_consistency", "student_checkpoint:learned_on_dev",
+        "teacher_comparisons:teacher_comparisons_swap_consistency", "teacher_rankings:teachers_agree_on_shared_lists",
+        "student_checkpoint:learned_on_dev",
         "student_checkpoint:beats_first_stage_on_dev", "champion_candidate:beats_champion"}
 
 
