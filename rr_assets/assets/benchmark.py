@@ -175,6 +175,11 @@ def benchmark_report(
                          f"at step {r['best_step']} (first stage on dev: {figure(r['first_stage_dev_ndcg'])}; fused: "
                          f"{figure(r['fusion_dev_ndcg'])} at weight {r['fusion_weight']}), listwise target: "
                          f"{card['listwise_target']}, precision {r['precision']}.")
+            quality = card.get("explanation_quality")
+            if quality:
+                notes.append(f"{variant} student's explanations (explain mode) of {quality['pairs']} pairs whose teacher "
+                             f"reasons it never trained on: BLEU {quality['bleu']}, ROUGE-L {quality['rouge_l']} "
+                             "(sacrebleu corpus BLEU, mean ROUGE-L F1).")
             if r.get("budget_note"):
                 notes.append(f"{variant}: **less than one epoch trained**: {r['budget_note']}.")
             trained = TrainResult(**r)

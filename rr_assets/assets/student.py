@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from rr_assets.core.explanation_quality import ExplanationQuality, explanation_quality
 from rr_assets.core.model_card import write_card
 from rr_assets.core.models import file_sha256
 from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
@@ -56,9 +57,11 @@ def dev_set(warehouse: Warehouse, collection: str, student: StudentSettings) -> 
     return DevSet(dict(zip(rows["query_id"], rows["query"])), candidates, {q: qrels.get(q, {}) for q in candidates})
 
 
-def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: int) -> list[StudentExample]:
-    """A variant's training pairs for the student (explanation "" where the teacher wrote none)."""
-    rows = warehouse.query("student_examples", {**where, "max_queries": max_queries})
+def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: int,
+                      held_out_percent: int = 0) -> list[StudentExample]:
+    """A variant's training pairs for the student (explanation "" where the teacher wrote none, or
+    where it is held out for measuring the student's explanations)."""
+    rows = warehouse.query("student_examples", {**where, "max_queries": max_queries, "held_out_percent": held_out_percent})
     return [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation)
             for r in rows.itertuples()]
 
@@ -71,6 +74,21 @@ def reasoning_targets(warehouse: Warehouse, where: dict[str, str]) -> tuple[froz
     for r in warehouse.query("teacher_orders", where).itertuples():
         orders.setdefault(r.query_id, []).append(json.loads(r.ranked_doc_ids))
     return preferences, orders
+
+
+def held_out_explanation_quality(warehouse: Warehouse, where: dict[str, str], held_out_percent: int, checkpoint: Path,
+                                 precision, explain: ExplainSettings) -> ExplanationQuality | None:
+    """The trained student's explanations (explain mode) of held-out pairs against the teacher's
+    reasons for them; None when the variant holds none out."""
+    if held_out_percent <= 0 or explain.quality_pairs <= 0:
+        return None
+    rows = warehouse.query("held_out_reasons", {**where, "held_out_percent": held_out_percent,
+                                                "pairs": explain.quality_pairs})
+    if rows.empty:
+        return None
+    explained = StudentReranker(checkpoint, precision).explain(list(zip(rows["query"], rows["document"])),
+                                                               explain.max_new_tokens, explain.batch_size)
+    return explanation_quality([e for e, _ in explained], list(rows["explanation"]))
 
 
 def imported_models(files) -> str:
@@ -111,7 +129,7 @@ LEARNED_CHECK, FIRST_STAGE_CHECK = "learned_on_dev", "beats_first_stage_on_dev"
 def student_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
     base: dg.ResourceParam[StudentBase], teacher: dg.ResourceParam[TeacherService], tracker: Tracker,
-    collections: dg.ResourceParam[Collections],
+    collections: dg.ResourceParam[Collections], explain: dg.ResourceParam[ExplainSettings],
 ):
     """The distilled student (R2R): LoRA (or full) fine-tuning with pairwise + listwise +
     generation losses over query groups, the best dev-slice checkpoint kept; registered in MLflow."""
@@ -119,7 +137,7 @@ def student_checkpoint(
     variant = teacher.variant(variant_name)
     warehouse = home.warehouse()
     where = {"collection": collection, "prompt_variant": variant.name}
-    examples = training_examples(warehouse, where, student.max_train_queries)
+    examples = training_examples(warehouse, where, student.max_train_queries, variant.held_out_percent)
     preferences, orders = reasoning_targets(warehouse, where)
     dev_collection = collections.source(collection).dev_from or collection
     dev = dev_set(warehouse, dev_collection, student)
@@ -156,6 +174,9 @@ def student_checkpoint(
 
         result = StudentTrainer(base.prepare(), student, variant.labels, precision, log).train(
             examples, out_dir, dev, preferences, orders)
+        quality = held_out_explanation_quality(warehouse, where, variant.held_out_percent, out_dir, precision, explain)
+        if quality:
+            tracked.metrics({"explanations.BLEU": quality.bleu, "explanations.ROUGE-L": quality.rouge_l})
         card = {
             "name": name, "stage": "sft", "collection": collection, "base_model": student.base_model,
             "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
@@ -167,6 +188,7 @@ def student_checkpoint(
             "listwise_groups": result.listwise_groups, "settings": asdict(student),
             "adapter": "full fine-tuning" if student.lora_r == 0 else f"LoRA r={student.lora_r} on {list(student.lora_targets)}",
             "result": {k: v for k, v in asdict(result).items() if k != "curve"}, "train_curve": result.curve,
+            "explanation_quality": asdict(quality) if quality else None,
             "dagster_run_id": context.run.run_id, "dagster_home": context.instance.root_directory,
             "rr_home": home.path, "mlflow_run_id": tracked.run_id, "created_at": datetime.now(UTC).isoformat(),
         }
@@ -183,6 +205,7 @@ def student_checkpoint(
                   "precision": result.precision, "trainable_parameters": result.trainable_parameters,
                   "best_dev_nDCG@10": result.best_dev_ndcg, "first_stage_dev_nDCG@10": result.first_stage_dev_ndcg,
                   "fusion_weight": result.fusion_weight, "listwise_target": card["listwise_target"],
+                  "explanation_quality": dg.MetadataValue.json(card["explanation_quality"]),
                   "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
                   "registered_version": version.uri, "mlflow_run_id": tracked.run_id},
         data_version=dg.DataVersion(weights_hash(out_dir)),

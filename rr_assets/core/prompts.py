@@ -46,6 +46,7 @@ class PromptVariant:
     imported: bool = False  # answers come from the collection's teacher_answers files, not an endpoint
     rank_labels: tuple[int, ...] = (2, 1, 1, 0, 0)  # imported: the label of each rank position of a ranking
     reasons: tuple[str, ...] = ("direct", "comparison")  # imported: the reasons that make a passage's explanation
+    held_out_percent: int = 0  # share of queries whose explanations never train: the student's are measured on them
 
     def render(self, kind: str, **values) -> str:
         if kind not in self.templates:
@@ -172,4 +173,5 @@ def load_variant(prompts_dir: str | Path, name: str) -> PromptVariant:
         imported=source == "imported",
         rank_labels=tuple(int(x) for x in meta.get("rank_labels", (2, 1, 1, 0, 0))),
         reasons=tuple(meta.get("reasons", ("direct", "comparison"))),
+        held_out_percent=int(meta.get("held_out_percent", 0)),
     )

@@ -126,3 +126,5 @@ class ExplainSettings:
     queries: int = setting(20, "evaluation queries reranked in explain mode as well (a fixed, stated subset); 0 = none")
     max_new_tokens: int = setting(48, "longest generated explanation, in tokens")
     batch_size: int = setting(8, "pairs generated at once")
+    quality_pairs: int = setting(40, "held-out pairs whose explanations are scored against the teacher's reasons "
+                                     "(BLEU, ROUGE-L), for variants that hold reasons out")

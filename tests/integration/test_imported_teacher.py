@@ -103,3 +103,14 @@ def test_a_changed_file_makes_exactly_the_imported_teacher_stale(imported):
     readers = {f"{a}[demo|imported]" for a in ("teacher_judgments", "teacher_comparisons", "teacher_rankings")}
     assert readers <= set(stale) and all("upstream teacher_answer_files[demo|imported] changed" in stale[s] for s in readers)
     assert not any(s.startswith(("corpus", "splits", "bm25_index", "first_stage_candidates")) for s in stale)
+
+
+def test_held_out_reasons_never_train_and_are_the_references(imported):
+    config, _, _ = imported
+    warehouse = Warehouse(os.path.join(config.home, "warehouse.duckdb"))
+    assert {e.explanation for e in training_examples(warehouse, WHERE, -1, held_out_percent=100)} == {""}
+    trained = [e for e in training_examples(warehouse, WHERE, -1) if e.explanation]
+    references = warehouse.query("held_out_reasons", {**WHERE, "held_out_percent": 100, "pairs": 10})
+    assert len(trained) == len(references) == 4
+    assert set(references["explanation"]) == {"It explains the cause the query asks about."}
+    assert warehouse.query("held_out_reasons", {**WHERE, "held_out_percent": 0, "pairs": 10}).empty
