@@ -3,7 +3,7 @@ with the weight chosen on the dev slice (never on evaluation queries)."""
 
 from __future__ import annotations
 
-from rr_assets.core.metrics import ndcg_at_10
+from rr_assets.core.metrics import compare, ndcg_at_10, per_query
 
 FUSION_GRID = tuple(round(0.05 * i, 2) for i in range(21))
 
@@ -32,9 +32,14 @@ def fuse(first_stage: dict[str, dict[str, float]], reranker: dict[str, dict[str,
 
 
 def choose_fusion_weight(qrels: dict[str, dict[str, int]], first_stage: dict[str, dict[str, float]],
-                         reranker: dict[str, dict[str, float]]) -> tuple[float, float]:
+                         reranker: dict[str, dict[str, float]], max_p: float = 1.0) -> tuple[float, float]:
     """(weight, nDCG@10) of the grid weight that does best on these (dev) queries; ties go to the
-    weight nearest 0.5."""
+    weight nearest 0.5. The first stage alone (weight 0) unless the best fusion's gain over it has
+    a paired t-test p below `max_p` (1.0: any gain will do)."""
     results = [(ndcg_at_10(qrels, fuse(first_stage, reranker, w)), -abs(w - 0.5), w) for w in FUSION_GRID]
     value, _, weight = max(results)
+    if max_p < 1.0 and weight > 0.0:
+        gain = compare(per_query(qrels, fuse(first_stage, reranker, weight)), per_query(qrels, first_stage))
+        if not (gain.mean_difference > 0 and gain.p_value_t < max_p):
+            return 0.0, ndcg_at_10(qrels, first_stage)
     return weight, value

@@ -102,6 +102,9 @@ class StudentSettings:
     patience: int = setting(3, "dev evaluations without improvement before training stops")
     dev_queries: int = setting(60, "dev-slice queries scored at each evaluation; -1 = all")
     time_budget_minutes: float = setting(0.0, "stop training cleanly after this long, keeping the best checkpoint; 0 = no limit")
+    fusion_max_p: float = setting(1.0, "the fused system (student+first_stage) is used only when its dev gain over the "
+                                       "first stage has a paired t-test p below this; else its weight is 0 (the first "
+                                       "stage alone); 1.0 = any gain")
     rerank_depth: int = setting(20, "top first-stage candidates the student reranks (dev and evaluation)")
     score_batch_size: int = setting(16, "pairs per forward pass when scoring")
     seed: int = setting(0, "seed of initialisation, grouping and sampling")

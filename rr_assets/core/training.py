@@ -356,7 +356,8 @@ class StudentTrainer:
         if best_state is not None:
             model.load_state_dict(best_state, strict=False)
         if dev and best_scores is not None:
-            result.fusion_weight, result.fusion_dev_ndcg = choose_fusion_weight(dev.qrels, first_stage, best_scores)
+            result.fusion_weight, result.fusion_dev_ndcg = choose_fusion_weight(dev.qrels, first_stage, best_scores,
+                                                                                s.fusion_max_p)
         self._save(model, tokenizer, Path(out_dir), result)
         result.seconds = time.monotonic() - started
         return result

@@ -1,6 +1,7 @@
 import pytest
 
 from rr_assets.core.fusion import FUSION_GRID, choose_fusion_weight, fuse
+from rr_assets.core.metrics import ndcg_at_10
 
 pytestmark = pytest.mark.unit
 
@@ -38,3 +39,15 @@ def test_the_chosen_weight_is_the_best_and_ties_go_nearest_one_half():
     # every weight above 0.5 puts a first (nDCG 1); 0.55 is the nearest to 0.5
     assert choose_fusion_weight(qrels, first_stage, reranker) == (0.55, pytest.approx(1.0))
     assert FUSION_GRID[0] == 0.0 and FUSION_GRID[-1] == 1.0 and len(FUSION_GRID) == 21
+
+
+def test_without_a_significant_gain_on_dev_the_first_stage_stands_alone():
+    # Four dev queries: the reranker puts the relevant document first on one, and on the others
+    # agrees with the first stage; the gain is real but not significant at 0.05.
+    qrels = {f"q{i}": {"a": 1} for i in range(4)}
+    first_stage = {"q0": {"b": 2.0, "a": 1.0}, **{f"q{i}": {"a": 2.0, "b": 1.0} for i in range(1, 4)}}
+    reranker = {q: {"a": 1.0, "b": 0.0} for q in qrels}
+    weight, value = choose_fusion_weight(qrels, first_stage, reranker)
+    assert weight > 0 and value == pytest.approx(1.0)
+    assert choose_fusion_weight(qrels, first_stage, reranker, max_p=0.05) == (0.0, pytest.approx(
+        ndcg_at_10(qrels, first_stage)))
