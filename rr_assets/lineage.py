@@ -82,8 +82,9 @@ def checkpoint_lineage(checkpoint_dir: str | Path) -> dict:
                            f"in Dagster run {card['dagster_run_id']}")
     chain = _step(instance, asset, record, {})
     return {"checkpoint": str(Path(checkpoint_dir).resolve()),
-            "card": {k: card[k] for k in ("base_model", "prompt_variant", "prompt_hash", "teacher_model",
-                                           "data_versions", "dagster_run_id", "mlflow_run_id")},
+            "card": {**{k: card[k] for k in ("base_model", "prompt_variant", "prompt_hash", "teacher_model",
+                                              "data_versions", "dagster_run_id", "mlflow_run_id")},
+                     "training_data": card.get("training_data")},
             "lineage": chain.to_json()}
 
 
@@ -93,6 +94,11 @@ def format_lineage(lineage: dict) -> str:
     lines = [f"checkpoint {lineage['checkpoint']}",
              f"  base model {card['base_model']}; prompt variant {card['prompt_variant']} ({card['prompt_hash']}); "
              f"teacher {card['teacher_model']}; MLflow run {card['mlflow_run_id']}"]
+    data = card.get("training_data") or {}
+    if data:
+        lines.append(f"  trained on {data['collection']}, selected on {data['dev_collection']}")
+        lines += [f"  imported teacher answers: {f['file']} (sha256 {f['sha256']}, {f['models']}, {f['answers']} answers, "
+                  f"{f['quarantined_lines']} lines quarantined)" for f in data.get("imported_answer_files", [])]
     printed: set[tuple] = set()
 
     def walk(step: dict, depth: int) -> None:
