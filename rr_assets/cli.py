@@ -124,7 +124,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
     from rr_assets.config import SECTIONS
     from rr_assets.core.settings import help_lines
 
-    print("collections.<name>: path (BEIR folder), eval_split, train_split, first_stage_run, first_stage_name")
+    print("collections.<name>: path (BEIR folder), eval_split, train_split, dev_split, first_stage_run, first_stage_name,\n"
+          "  teacher_answers (files an `imported` prompt variant reads), student_from (rerank with that collection's\n"
+          "  student), dev_from (select this collection's student on that collection's dev queries)")
     for name, cls in SECTIONS.items():
         print(f"\n{name}:")
         for line in help_lines(cls):
