@@ -148,18 +148,20 @@ def benchmark_report(
             curves[variant] = {"dev": card["result"]["dev_curve"], "first_stage": card["result"]["first_stage_dev_ndcg"]}
     probe = warehouse.query("report_injection", params)
     label_sources = frames["judgments"]
+    imported = {v for v in variants if v in list_variants(teacher.prompts_dir) and teacher.variant(v).imported}
     notes = [
-        f"Rerankers reorder the first stage's top {student.rerank_depth} (teachers: the top "
-        + ", ".join(f"{teacher.settings.for_variant(v).judge_depth} ({v})" for v in variants)
-        + "); documents below keep first-stage order. Teacher rows cover only the evaluation queries the teacher judged.",
-        f"Prompt variants: {', '.join(variants) or 'none'} (unsuffixed systems: {primary}); teacher model "
-        f"{teacher.settings.model}.",
+        f"Rerankers reorder the first stage's top {student.rerank_depth}; documents below keep first-stage order."
+        + ("" if imported == set(variants) else " Teacher rows cover only the evaluation queries the teacher judged (the "
+           "top " + ", ".join(f"{teacher.settings.for_variant(v).judge_depth} ({v})" for v in variants if v not in imported)
+           + ")."),
+        f"Prompt variants: {', '.join(variants) or 'none'} (unsuffixed systems: {primary})"
+        + ("." if imported == set(variants) else f"; teacher model {teacher.settings.model}."),
     ]
     if trained_on != collection:
         notes.append(f"Zero-shot: the student was trained on {trained_on} and selected on its dev collection; nothing "
                      f"was trained or tuned on {collection}.")
     for variant in variants:
-        if variant in list_variants(teacher.prompts_dir) and teacher.variant(variant).imported:
+        if variant in imported:
             files = warehouse.partition_rows("imported_answer_files", {"collection": trained_on, "prompt_variant": variant})
             notes.append(f"{variant}: the teacher's answers were imported ({int(files['answers'].sum())} answers of "
                          f"{', '.join(sorted(set(files['models'])))} from {len(files)} files; no teacher call).")

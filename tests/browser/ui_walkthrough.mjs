@@ -16,11 +16,14 @@ try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(60000);
 
+  // The catalog renders only the rows in view: a tall page shows every asset down to the teacher's.
+  await page.setViewportSize({ width: 1400, height: 1800 });
   await page.goto(`${base}/assets`, { waitUntil: 'networkidle' });
   const skip = page.getByRole('button', { name: 'Skip' });
   if (await skip.isVisible().catch(() => false)) await skip.click();
   await page.getByText('teacher_judgments').first().waitFor();
   await shot(page, '01-catalog');
+  await page.setViewportSize({ width: 1400, height: 900 });
 
   await page.goto(`${base}/assets/bm25_index`, { waitUntil: 'networkidle' });
   await page.getByRole('button', { name: 'Materialize…' }).click();
