@@ -81,10 +81,13 @@ class TeacherService:
         return load_variant(self.prompts_dir, name)
 
     def variant_names(self) -> list[str]:
-        """The configured variants, or every variant folder ("default" first); the first is primary."""
+        """The configured variants, or every variant folder that asks an endpoint ("default" first;
+        an imported variant needs its collections' files, so it runs only when named); the first
+        is primary."""
         if self.settings.prompt_variants:
             return list(self.settings.prompt_variants)
-        return sorted(list_variants(self.prompts_dir), key=lambda name: name != "default")
+        asked = [name for name in list_variants(self.prompts_dir) if not self.variant(name).imported]
+        return sorted(asked, key=lambda name: name != "default")
 
     def cost(self, usage: TeacherUsage) -> float:
         """Estimated cost of the new calls of a run, from the configured prices of the model."""

@@ -126,3 +126,14 @@ def test_unknown_structured_output_is_named(tmp_path):
     meta.write_text(meta.read_text().replace("json_object_schema", "xml"))
     with pytest.raises(PromptError, match="structured_output must be one of"):
         load_variant(tmp_path, "v")
+
+
+def test_with_no_variants_configured_every_endpoint_variant_runs_and_imported_ones_only_when_named():
+    from rr_assets.core.settings import TeacherSettings
+    from rr_assets.resources import TeacherService
+
+    names = TeacherService(TeacherSettings(), str(PROMPTS), "").variant_names()
+    assert names[0] == "default" and {"chat-json", "grounded"} <= set(names)
+    assert load_variant(PROMPTS, "imported").imported and "imported" not in names
+    named = TeacherService(TeacherSettings(prompt_variants=("imported",)), str(PROMPTS), "").variant_names()
+    assert named == ["imported"]
