@@ -44,6 +44,32 @@ def test_dl19_config_reads_the_shared_data_with_its_given_run():
     assert config.student.hard_negative_depth == 30
 
 
+def test_msmarco_dl19_config_trains_on_r2r_selects_on_dev600_and_evaluates_dl19():
+    from rr_assets.resources import Collections
+
+    config = load_config(RESOURCES_DIR / "configs" / "msmarco-dl19.yaml")
+    r2r = config.collection("msmarco-r2r")
+    assert [Path(f).name for f in r2r.teacher_answers] == ["gpt-3.5.jsonl", "gpt-4.jsonl", "r2r-structured.jsonl"]
+    assert all(Path(f).parent == SHARED_DATA / "msmarco-r2r" / "teacher" for f in r2r.teacher_answers)
+    assert r2r.dev_from == "msmarco-dev600" and config.collection("msmarco-dev600").dev_split == "dev"
+    assert config.collection("dl19").trained_on == "msmarco-r2r" and config.teacher.prompt_variants == ("imported",)
+    roles = Collections(config.collections)
+    assert [c.name for c in config.collections if roles.trains(c.name)] == ["msmarco-r2r"]
+    assert [c.name for c in config.collections if roles.reports(c.name)] == ["dl19"]
+
+
+@pytest.mark.parametrize("links, message", [
+    ("{x: {path: ., student_from: y}}", "student_from: 'y' is not another configured collection"),
+    ("{x: {path: ., dev_from: y}, y: {path: ., eval_split: test}}", "dev_from: 'y' has no dev_split"),
+    ("{x: {path: ., teacher_answers: a.jsonl}}", "teacher_answers: expected a list of file paths"),
+])
+def test_links_between_collections_are_checked_at_load(tmp_path, links, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"collections: {links}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     (tmp_path / "sub").mkdir()
     path = tmp_path / "sub" / "c.yaml"
