@@ -66,7 +66,7 @@ def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: 
             for r in rows.itertuples()]
 
 
-def reasoning_targets(warehouse: Warehouse, where: dict[str, str]) -> tuple[frozenset, dict[str, list[str]]]:
+def reasoning_targets(warehouse: Warehouse, where: dict[str, str]) -> tuple[frozenset, dict[str, list[list[str]]]]:
     """A variant's comparison preferences (query, preferred, other) and the teacher's listwise
     orders of each training query, for the pairwise and listwise losses."""
     preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
@@ -149,9 +149,10 @@ def student_checkpoint(
     imported = warehouse.partition_rows("imported_answer_files", where)
     training_data = {"collection": collection, "dev_collection": dev_collection,
                      "imported_answer_files": imported.drop(columns=["collection", "prompt_variant"]).to_dict("records")}
+    teacher_model = imported_models(imported) if variant.imported else teacher.settings.model
     precision = choose_precision(student.precision)
     params = {**asdict(student), "collection": collection, "prompt_variant": variant.name,
-              "prompt_hash": variant.content_hash, "teacher_model": teacher.settings.model, "precision_used": precision.name,
+              "prompt_hash": variant.content_hash, "teacher_model": teacher_model, "precision_used": precision.name,
               "train_examples": len(examples), "train_queries": len({e.query_id for e in examples}),
               "comparison_preferences": len(preferences), "teacher_orders": len(orders),
               "dev_queries_used": len(dev.candidates) if dev else 0, "dev_collection": dev_collection,
@@ -180,7 +181,7 @@ def student_checkpoint(
         card = {
             "name": name, "stage": "sft", "collection": collection, "base_model": student.base_model,
             "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
-            "teacher_model": imported_models(imported) if variant.imported else teacher.settings.model,
+            "teacher_model": teacher_model,
             "teacher_endpoint": "imported" if variant.imported else teacher.endpoint_label(),
             "data_versions": data_versions, "training_data": training_data,
             "train_examples": len(examples), "comparison_preferences": len(preferences), "teacher_orders": len(orders),
