@@ -19,6 +19,7 @@ from rr_assets.core.candidate_sampling import comparison_pairs
 from rr_assets.core.imported_answers import (
     TeacherAnswersError,
     comparison_rows,
+    file_sha256,
     judgment_rows,
     ranking_rows,
     read_answer_file,
@@ -48,14 +49,12 @@ def teacher_answer_files(collections: dg.ResourceParam[Collections],
     """The teacher answer files an `imported` variant reads, observed per collection × variant: the
     content hash of the collection's files for imported variants ("none" for the others), so a
     changed file makes exactly the imported teacher partitions that read it stale."""
-    from rr_assets.core.imported_answers import file_sha256
-
     versions = {}
     for name, source in collections.sources.items():
         hashes = ":".join(file_sha256(Path(f))[:16] if Path(f).is_file() else "missing" for f in source.teacher_answers)
         for variant in teacher.variant_names():
             imported = teacher.variant(variant).imported
-            versions[variant_key(name, variant)] = dg.DataVersion(hashes or "no files" if imported else "none")
+            versions[variant_key(name, variant)] = dg.DataVersion((hashes or "no files") if imported else "none")
     return dg.DataVersionsByPartition(versions)
 
 
