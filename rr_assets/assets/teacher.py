@@ -19,13 +19,12 @@ from rr_assets.core.candidate_sampling import comparison_pairs
 from rr_assets.core.imported_answers import (
     TeacherAnswersError,
     comparison_rows,
-    file_sha256,
     judgment_rows,
     ranking_rows,
     read_answer_file,
-    teacher_agreement,
 )
 from rr_assets.core.injection import label_shift, probe_pairs, with_payload
+from rr_assets.core.models import file_sha256
 from rr_assets.core.teacher import JudgePair, Progress, RequestCache, Teacher
 from rr_assets.core.tracking import TrackedRun
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions, variant_key
@@ -98,7 +97,6 @@ def imported_answers(context, home: RRHome, service: TeacherService, tracker: Tr
         warehouse.replace_rows(target, where, rows_of)
     for q in quarantined.head(20).itertuples():
         context.log.warning(f"quarantined {q.file} line {q.line}: {q.reason}")
-    agreement = teacher_agreement(answers)
     params = {"collection": collection, "prompt_variant": name, "prompt_hash": variant.content_hash, "kind": table,
               "teacher_source": "imported", "teacher_model": ", ".join(models), "imported_answers": len(answers),
               **{f"file.{Path(f.path).name}.sha256": f.sha256 for f in files}}
@@ -108,7 +106,7 @@ def imported_answers(context, home: RRHome, service: TeacherService, tracker: Tr
     return dg.MaterializeResult(
         metadata={"rows": len(frame), "imported": True, "imported_answers": len(answers), "requests": 0,
                   "new_teacher_calls": 0, "cache_hits": 0, "estimated_cost": 0.0, "quarantined_lines": len(quarantined),
-                  "files": dg.MetadataValue.json(manifest), "teacher_agreement": dg.MetadataValue.json(agreement),
+                  "files": dg.MetadataValue.json(manifest),
                   "seconds": round(time.monotonic() - started, 1), "prompt_variant": name,
                   "prompt_hash": variant.content_hash, "teacher_model": ", ".join(models), "teacher_endpoint": "imported",
                   "mlflow_run_id": tracked.run_id},

@@ -18,13 +18,13 @@ TeacherAnswersError naming the file and its first bad lines."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rr_assets.core.collections import QuarantinedLine
+from rr_assets.core.models import file_sha256
 
 
 class TeacherAnswersError(ValueError):
@@ -60,14 +60,6 @@ class AnswerFile:
     @property
     def models(self) -> list[str]:
         return sorted({a.model for a in self.answers})
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reasons(record: dict, key: str) -> dict[str, str]:
