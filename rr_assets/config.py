@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
 from rr_assets.core.collections import CollectionSource
+from rr_assets.core.model_card import STUDENT_FILE
 from rr_assets.core.settings import (
     ExplainSettings,
     RetrievalSettings,
@@ -106,6 +107,16 @@ def _check_links(path: Path, sources: tuple[CollectionSource, ...]) -> None:
             raise ConfigError(f"{path}: collections.{source.name}.dev_from: {source.dev_from!r} has no dev_split")
 
 
+def _student_init(path: Path, student: StudentSettings) -> StudentSettings:
+    """`student.init_from` resolved against the config's folder; it must be a student checkpoint."""
+    if not student.init_from:
+        return student
+    folder = _resolved(path, student.init_from)
+    if not (Path(folder) / STUDENT_FILE).is_file():
+        raise ConfigError(f"{path}: student.init_from: {folder} is not a student checkpoint (no {STUDENT_FILE})")
+    return replace(student, init_from=folder)
+
+
 def load_config(path: str | os.PathLike) -> RRConfig:
     """Parse a config file; relative paths in it are relative to the file's folder, except `home`
     and the MLflow store, which are relative to the working directory."""
@@ -121,10 +132,12 @@ def load_config(path: str | os.PathLike) -> RRConfig:
     home = os.environ.get("RR_HOME") or raw.get("home") or ".rr"
     collections = tuple(_collection(path, name, spec) for name, spec in raw["collections"].items())
     _check_links(path, collections)
+    sections = {name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in SECTIONS.items()}
+    sections["student"] = _student_init(path, sections["student"])
     return RRConfig(
         home=str(Path(home).resolve()),
         collections=collections,
-        **{name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in SECTIONS.items()},
+        **sections,
         mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", raw.get("mlflow_tracking_uri", "sqlite:///mlruns/mlflow.db")),
         prompts_dir=str((path.parent / raw.get("prompts_dir", RESOURCES_DIR / "prompts")).resolve()),
         model_cache=os.environ.get("RR_MODEL_CACHE") or str(Path.home() / ".cache" / "rr" / "models"),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from rr_assets.core.model_card import CARD_FILE
+
 _INPUT_POINTER = "dagster/input_event_pointer/"
 # Metadata worth showing in an audit, per step.
 _AUDIT_KEYS = ("rows", "prompt_variant", "prompt_hash", "teacher_model", "teacher_endpoint", "teacher_params",
@@ -66,7 +68,7 @@ def _step(instance: dg.DagsterInstance, asset: str, record, seen: dict[int, Step
 
 def checkpoint_lineage(checkpoint_dir: str | Path) -> dict:
     """The checkpoint's card plus the chain of materialisations it was built from."""
-    card_path = Path(checkpoint_dir) / "card.json"
+    card_path = Path(checkpoint_dir) / CARD_FILE
     if not card_path.is_file():
         raise LineageError(f"{card_path}: no checkpoint card here")
     card = json.loads(card_path.read_text())
@@ -99,6 +101,11 @@ def format_lineage(lineage: dict) -> str:
         lines.append(f"  trained on {data['collection']}, selected on {data['dev_collection']}")
         lines += [f"  imported teacher answers: {f['file']} (sha256 {f['sha256']}, {f['models']}, {f['answers']} answers, "
                   f"{f['quarantined_lines']} lines quarantined)" for f in data.get("imported_answer_files", [])]
+        start = data.get("continued_from")
+        while start:
+            lines.append(f"  continued from {start['path']} (weights {start['weights_sha256']}, "
+                         f"{start['optimizer_steps']} steps, MLflow run {start['mlflow_run_id']})")
+            start = (start.get("training_data") or {}).get("continued_from")
     printed: set[tuple] = set()
 
     def walk(step: dict, depth: int) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from rr_assets.config import RESOURCES_DIR
-from rr_assets.core.model_card import figure
+from rr_assets.core.model_card import CARD_FILE, figure
 from rr_assets.core.prompts import list_variants
 from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
 from rr_assets.core.settings import StudentSettings
@@ -39,7 +39,7 @@ def _named(kind: str, variant: str, primary: str) -> str:
 
 
 def _card(home: RRHome, name: str) -> dict:
-    path = Path(home.path) / "checkpoints" / name / "card.json"
+    path = Path(home.path) / "checkpoints" / name / CARD_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 
 

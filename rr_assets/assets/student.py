@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from rr_assets.core.explanation_quality import ExplanationQuality, explanation_quality
-from rr_assets.core.model_card import write_card
+from rr_assets.core.model_card import CARD_FILE, STUDENT_FILE, write_card
 from rr_assets.core.models import file_sha256
 from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
 from rr_assets.core.rl import GRPORefiner
@@ -102,6 +102,18 @@ def weights_hash(folder: Path) -> str:
     return ":".join(file_sha256(f)[:16] for f in files)
 
 
+def continued_from(folder: str) -> dict | None:
+    """Where a continued student started (`student.init_from`): the folder, its weights' hash and its
+    card's own lineage, read before training, which may overwrite that folder."""
+    if not folder:
+        return None
+    card_path = Path(folder) / CARD_FILE
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    return {"path": folder, "weights_sha256": weights_hash(Path(folder)), "mlflow_run_id": card.get("mlflow_run_id"),
+            "optimizer_steps": card.get("result", {}).get("optimizer_steps"),
+            "training_data": card.get("training_data")}
+
+
 def throttled(context, every_s: float = 15.0):
     """A Dagster log line at most every `every_s` seconds (and always when `force`)."""
     last = {"t": 0.0}
@@ -148,7 +160,8 @@ def student_checkpoint(
     data_versions["corpus"] = warehouse.table_hash("corpus", {"collection": collection})
     imported = warehouse.partition_rows("imported_answer_files", where)
     training_data = {"collection": collection, "dev_collection": dev_collection,
-                     "imported_answer_files": imported.drop(columns=["collection", "prompt_variant"]).to_dict("records")}
+                     "imported_answer_files": imported.drop(columns=["collection", "prompt_variant"]).to_dict("records"),
+                     "continued_from": continued_from(student.init_from)}
     teacher_model = imported_models(imported) if variant.imported else teacher.settings.model
     precision = choose_precision(student.precision)
     params = {**asdict(student), "collection": collection, "prompt_variant": variant.name,
@@ -156,7 +169,9 @@ def student_checkpoint(
               "train_examples": len(examples), "train_queries": len({e.query_id for e in examples}),
               "comparison_preferences": len(preferences), "teacher_orders": len(orders),
               "dev_queries_used": len(dev.candidates) if dev else 0, "dev_collection": dev_collection,
-              **{f"imported.{Path(f['file']).name}.sha256": f["sha256"] for f in training_data["imported_answer_files"]}}
+              **{f"imported.{Path(f['file']).name}.sha256": f["sha256"] for f in training_data["imported_answer_files"]},
+              **({"init_from.weights_sha256": training_data["continued_from"]["weights_sha256"]}
+                 if student.init_from else {})}
     log_line = throttled(context)
     with tracker.run(context, params) as tracked:
 
@@ -187,7 +202,8 @@ def student_checkpoint(
             "train_examples": len(examples), "comparison_preferences": len(preferences), "teacher_orders": len(orders),
             "listwise_target": result.listwise_target,
             "listwise_groups": result.listwise_groups, "settings": asdict(student),
-            "adapter": "full fine-tuning" if student.lora_r == 0 else f"LoRA r={student.lora_r} on {list(student.lora_targets)}",
+            "adapter": ("full fine-tuning" if student.lora_r == 0 else f"LoRA r={student.lora_r} on {list(student.lora_targets)}")
+                       + (f", top {student.trained_layers} blocks trained" if student.trained_layers else ""),
             "result": {k: v for k, v in asdict(result).items() if k != "curve"}, "train_curve": result.curve,
             "explanation_quality": asdict(quality) if quality else None,
             "dagster_run_id": context.run.run_id, "dagster_home": context.instance.root_directory,
@@ -237,7 +253,7 @@ def student_rl_checkpoint(
     where = {"collection": collection, "prompt_variant": variant_name}
     examples = training_examples(warehouse, where, student.max_train_queries)
     precision = choose_precision(student.precision)
-    sft_card = json.loads((sft_dir / "card.json").read_text())
+    sft_card = json.loads((sft_dir / CARD_FILE).read_text())
     log_line = throttled(context)
     with tracker.run(context, {**asdict(rl), "collection": collection, "prompt_variant": variant_name,
                                "precision_used": precision.name, "from_checkpoint": str(sft_dir)}) as tracked:
@@ -296,7 +312,7 @@ def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.
     log_line = throttled(context)
     for stage in ("sft", "rl"):
         folder = home.dir("checkpoints") / checkpoint_name(trained_on, variant_name, stage)
-        if not (folder / "rr_student.json").exists():
+        if not (folder / STUDENT_FILE).exists():
             continue
         reranker = StudentReranker(folder, precision)
         for mode in ("score", "explain"):
@@ -348,7 +364,7 @@ def best_registered(registry: StudentRegistry, home: RRHome, collection: str, va
     """The better (by dev nDCG@10) of this partition's registered distilled and RL checkpoints."""
     found = []
     for stage in ("sft", "rl"):
-        card = home.dir("checkpoints") / checkpoint_name(collection, variant, stage) / "card.json"
+        card = home.dir("checkpoints") / checkpoint_name(collection, variant, stage) / CARD_FILE
         if card.exists():
             version = registry.version_of_run(registered_name(collection), json.loads(card.read_text())["mlflow_run_id"])
             if version is not None and version.dev_ndcg is not None:

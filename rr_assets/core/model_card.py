@@ -11,6 +11,9 @@ from pathlib import Path
 
 from rr_assets.core.models import EMBEDDED
 
+STUDENT_FILE = "rr_student.json"  # written by the trainer beside the weights: all a loader needs
+CARD_FILE = "card.json"  # the checkpoint's lineage and results, for machines (README.md is for people)
+
 
 def figure(value: float | None) -> str:
     """A dev figure as shown to people: four decimals, or a dash when there is none."""
@@ -51,5 +54,5 @@ def card_markdown(card: dict) -> str:
 
 def write_card(folder: Path, card: dict) -> None:
     """card.json (for machines) and README.md (for people) into a checkpoint folder."""
-    (folder / "card.json").write_text(json.dumps(card, indent=2))
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2))
     (folder / "README.md").write_text(card_markdown(card))

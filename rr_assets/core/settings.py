@@ -80,6 +80,10 @@ class StudentSettings:
     lora_alpha: int = setting(32, "LoRA scaling numerator (scale = lora_alpha / lora_r)")
     lora_targets: tuple[str, ...] = setting(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
                                             "linear layers that get LoRA adapters")
+    trained_layers: int = setting(0, "only the top N transformer blocks train (their LoRA adapters, or their weights); "
+                                     "backward stops below them, so a step costs less; 0 = all blocks")
+    init_from: str = setting("", "a student checkpoint folder to go on training (its adapter, labels and base model "
+                                 "kind); relative to the config file; '' = a fresh adapter")
     epochs: int = setting(1, "passes over the training groups")
     max_steps: int = setting(0, "optimizer steps to train, over as many epochs as that takes (overrides epochs; the same "
                                 "count on every machine, unlike the time budget); 0 = epochs decide")

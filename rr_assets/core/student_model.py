@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-STUDENT_FILE = "rr_student.json"  # written by the trainer beside the weights: all a loader needs
+from rr_assets.core.model_card import STUDENT_FILE
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,17 +221,51 @@ def budget_shortfall(steps_done: int, loop_seconds: float, seconds_left: float, 
             f"{max(1, int(train_queries * share))} (of {train_queries}) to train one whole epoch")
 
 
-def _adapted_model(base_model_dir: str | Path, settings: StudentSettings, precision: Precision):
-    model = load_base_model(base_model_dir, precision)
-    if settings.lora_r == 0:
-        for name, parameter in model.named_parameters():
-            parameter.requires_grad = "embed_tokens" not in name and "lm_head" not in name
-        return model
-    from peft import LoraConfig, get_peft_model
+def _adapted_model(base_model_dir: str | Path, settings: StudentSettings, labels: tuple[int, ...], precision: Precision):
+    """The model to train: the base with a fresh LoRA adapter (or its transformer weights to train),
+    or the checkpoint `settings.init_from` to train on; only the top `settings.trained_layers`
+    transformer blocks train (0 = all), so backward stops below them."""
+    layers = _trained_layer_range(base_model_dir, settings.trained_layers)
+    if settings.init_from:
+        info = StudentInfo.read(settings.init_from)
+        if info.labels != labels:
+            raise ValueError(f"student.init_from: {settings.init_from} scores labels {list(info.labels)}, "
+                             f"this variant {list(labels)}")
+        if info.adapter == "lora":
+            from peft import PeftModel
 
-    lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules=list(settings.lora_targets),
-                      lora_dropout=0.0, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+            model = PeftModel.from_pretrained(load_base_model(base_model_dir, precision), settings.init_from,
+                                              is_trainable=True)
+        else:
+            model = load_base_model(settings.init_from, precision)
+    elif settings.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules=list(settings.lora_targets),
+                          layers_to_transform=list(layers), lora_dropout=0.0, task_type="CAUSAL_LM")
+        return get_peft_model(load_base_model(base_model_dir, precision), lora)
+    else:
+        model = load_base_model(base_model_dir, precision)
+    adapter = hasattr(model, "peft_config")
+    for name, parameter in model.named_parameters():
+        block = _LAYER.search(name)
+        in_trained_block = int(block.group(1)) in layers if block else not adapter  # the final norm is on top
+        parameter.requires_grad = in_trained_block and (
+            "lora_" in name if adapter else "embed_tokens" not in name and "lm_head" not in name)
+    return model
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+
+
+def _trained_layer_range(base_model_dir: str | Path, trained_layers: int) -> range:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base_model_dir)
+    total = getattr(config, "text_config", config).num_hidden_layers
+    if trained_layers > total:
+        raise ValueError(f"student.trained_layers: {trained_layers}, but the base model has {total} layers")
+    return range(total - trained_layers if trained_layers > 0 else 0, total)
 
 
 class StudentTrainer:
@@ -257,7 +292,7 @@ class StudentTrainer:
             return (time.monotonic() - started) / budget_seconds if budget_seconds > 0 else 0.0
 
         tokenizer = load_tokenizer(self.base_model_dir)
-        model = _adapted_model(self.base_model_dir, s, self.precision)
+        model = _adapted_model(self.base_model_dir, s, self.labels, self.precision)
         trainable = [p for p in model.parameters() if p.requires_grad]
         trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
         result = TrainResult(precision=self.precision.name, trainable_parameters=sum(p.numel() for p in trainable))
@@ -392,4 +427,4 @@ class StudentTrainer:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
         StudentInfo(self.base_model_dir, self.labels, self.settings.student_doc_words,
-                    "full" if self.settings.lora_r == 0 else "lora", result.fusion_weight).write(out_dir)
+                    "lora" if hasattr(model, "peft_config") else "full", result.fusion_weight).write(out_dir)

@@ -124,6 +124,28 @@ def test_the_time_budget_stops_training_cleanly_with_the_rate_annealed(hf_base_m
     assert len(StudentReranker(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
 
 
+def test_training_goes_on_from_a_checkpoint_in_its_top_blocks_only(hf_base_model, trained, tmp_path):
+    """init_from starts from the trained adapter, not a fresh one; with trained_layers=1 only the top
+    block's adapter moves, and the blocks below keep the checkpoint's values exactly."""
+    _, out, _, precision = trained
+    going_on = replace(SETTINGS, epochs=1, max_steps=2, init_from=str(out), trained_layers=1, learning_rate=1e-3)
+    result = StudentTrainer(hf_base_model, going_on, LABELS, precision).train(tiny_set(), tmp_path / "more")
+    before, after = load_file(out / "adapter_model.safetensors"), load_file(tmp_path / "more" / "adapter_model.safetensors")
+    top = max(int(k.split(".layers.")[1].split(".")[0]) for k in before)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert before.keys() == after.keys() and moved
+    assert all(f".layers.{top}." in k and "lora_" in k for k in moved)
+    assert result.trainable_parameters == sum(v.numel() for k, v in before.items() if f".layers.{top}." in k)
+
+
+def test_a_fresh_adapter_covers_only_the_trained_blocks(hf_base_model, tmp_path):
+    settings = replace(SETTINGS, epochs=1, max_steps=1, trained_layers=2)
+    StudentTrainer(hf_base_model, settings, LABELS, choose_precision("auto")).train(tiny_set(), tmp_path / "ckpt")
+    blocks = {int(k.split(".layers.")[1].split(".")[0]) for k in load_file(tmp_path / "ckpt" / "adapter_model.safetensors")}
+    assert blocks == {16, 17}  # Gemma 3 270M has 18 blocks
+    assert len(StudentReranker(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
+
+
 def test_padding_and_batching_do_not_change_a_score(trained):
     examples, out, _, precision = trained
     reranker = StudentReranker(out, precision)

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from rr_assets.config import DEMO_CONFIG, RESOURCES_DIR, SECTIONS, ConfigError, load_config
+from rr_assets.core.model_card import STUDENT_FILE
 from rr_assets.core.settings import help_lines
 from tests.conftest import PROJECT_ROOT
 
@@ -78,6 +79,15 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     assert Path(x.path) == tmp_path / "data" / "x"
     assert Path(x.first_stage_run) == tmp_path / "sub" / "runs" / "x.trec"
     assert x.first_stage_label == "splade"
+
+
+def test_a_student_to_go_on_training_resolves_against_the_config_folder_and_must_be_a_checkpoint(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    path = write(tmp_path, "collections: {x: {path: .}}\nstudent: {init_from: ckpt}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: student.init_from: .*ckpt is not a student checkpoint"):
+        load_config(path)
+    (tmp_path / "ckpt" / STUDENT_FILE).write_text("{}")
+    assert Path(load_config(path).student.init_from) == tmp_path / "ckpt"
 
 
 def test_unknown_key_is_named(tmp_path):
