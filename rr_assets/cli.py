@@ -69,6 +69,7 @@ def materialize(
     dependency order; `dry_run` prints what would run and why. Stops at a failure."""
     import dagster as dg
 
+    from rr_assets.core.llama_server import reap_stale_servers
     from rr_assets.definitions import build_definitions
     from rr_assets.partitions import collection_partitions, prompt_variant_partitions
     from rr_assets.refresh import Refresher
@@ -78,6 +79,8 @@ def materialize(
     variant_names = variants or defs.resources["teacher"].variant_names()
     instance = dg.DagsterInstance.get()
     release_runs_of_dead_processes(instance)
+    for pid in reap_stale_servers(Path(config.home) / "servers"):
+        print(f"stopped a llama.cpp server (pid {pid}) that a dead rr process left running", flush=True)
     instance.add_dynamic_partitions(collection_partitions.name, names)
     instance.add_dynamic_partitions(prompt_variant_partitions.name, variant_names)
     wanted = set(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())) if selection else None

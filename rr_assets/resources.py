@@ -95,9 +95,10 @@ class TeacherService:
                 + usage.completion_tokens * self.settings.price("completion")) / 1000
 
     @contextmanager
-    def open(self, variant: PromptVariant, cache: RequestCache, log_dir: Path,
+    def open(self, variant: PromptVariant, cache: RequestCache, log_dir: Path, servers_dir: Path,
              progress=None) -> Iterator[Teacher]:
-        """A Teacher for the block; starts (and afterwards stops) the embedded server when needed."""
+        """A Teacher for the block; starts (and afterwards stops) the embedded server when needed,
+        recorded in `servers_dir` while it runs (see `reap_stale_servers`)."""
         s = self.settings
         settings = dict(model=s.model, api_key=os.environ.get(s.api_key_env, ""), concurrency=s.concurrency,
                         timeout_s=s.timeout_s, max_retries=s.max_retries, seed=s.seed,
@@ -106,7 +107,8 @@ class TeacherService:
             yield Teacher(TeacherEndpoint(base_url=s.base_url, label=self.endpoint_label(), **settings), variant, cache,
                           progress)
             return
-        with llama_cpp_server(embedded_gguf(self.model_cache), s.model, log_dir / "llama_server.log") as server:
+        with llama_cpp_server(embedded_gguf(self.model_cache), s.model, log_dir / "llama_server.log",
+                              records_dir=servers_dir) as server:
             endpoint = TeacherEndpoint(base_url=server.base_url, label=f"the embedded llama.cpp server ({server.base_url})",
                                        server_failure=server.failure, **settings)
             yield Teacher(endpoint, variant, cache, progress)

@@ -146,7 +146,7 @@ def teacher_run(context, home: RRHome, service: TeacherService, tracker: Tracker
 
     started = time.monotonic()
     with tracker.run(context, params) as tracked, bar:
-        with service.open(variant, RequestCache(home.warehouse()), home.dir("logs"), progress) as teacher:
+        with service.open(variant, RequestCache(home.warehouse()), home.dir("logs"), home.dir("servers"), progress) as teacher:
             yield TeacherRun(collection, teacher, tracked, started)
         tracked.metrics(usage_metadata(teacher, service))
 

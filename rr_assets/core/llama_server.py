@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import json
 import os
 import signal
 import socket
@@ -9,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,23 +73,81 @@ class RunningServer:
                 f"Last lines of its log:\n{log_tail(self.log_path)}")
 
 
+def server_command(gguf: Path, model_alias: str, port: int, n_ctx: int = 2048, threads: int | None = None) -> list[str]:
+    threads = threads or max(1, os.cpu_count() or 1)
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", model_alias,
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+            "--n_threads", str(threads), "--n_threads_batch", str(threads), "--seed", "0"]
+
+
+def _dies_with_this_process() -> Callable[[], None] | None:
+    """A preexec function that has the kernel SIGKILL the child when the thread that started it ends
+    (Linux PR_SET_PDEATHSIG): even a `kill -9` of rr then leaves no server. None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def reap_stale_servers(records_dir: Path) -> list[int]:
+    """Kill the servers that `records_dir` records whose owning process is gone (one a pre-PDEATHSIG
+    rr left, say), and forget them; returns their pids. A record whose pid now belongs to another
+    program (a different start time or command) is only forgotten."""
+    import psutil
+
+    reaped = []
+    for path in sorted(records_dir.glob("*.json")) if records_dir.is_dir() else []:
+        record = json.loads(path.read_text())
+        if psutil.pid_exists(record["owner_pid"]):
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server = psutil.Process(record["pid"])
+            if abs(server.create_time() - record["created"]) < 1 and "llama_cpp.server" in server.cmdline():
+                server.kill()
+                server.wait(timeout=10)
+                reaped.append(record["pid"])
+        path.unlink(missing_ok=True)
+    return reaped
+
+
+def record_server(records_dir: Path, pid: int, owner_pid: int, port: int) -> Path:
+    """Note a running server in `records_dir` (RR_HOME/servers): its pid, start time, owner and port."""
+    import psutil
+
+    records_dir.mkdir(parents=True, exist_ok=True)
+    path = records_dir / f"{pid}.json"
+    path.write_text(json.dumps({"pid": pid, "created": psutil.Process(pid).create_time(), "owner_pid": owner_pid,
+                                "port": port}))
+    return path
+
+
 @contextmanager
 def llama_cpp_server(
     gguf: Path, model_alias: str, log_path: Path, n_ctx: int = 2048, threads: int | None = None,
-    startup_timeout_s: float = 120.0,
+    startup_timeout_s: float = 120.0, records_dir: Path | None = None,
 ) -> Iterator[RunningServer]:
-    """Run llama_cpp.server for the duration of the block; yields it (base URL and supervisor)."""
+    """Run llama_cpp.server for the duration of the block; yields it (base URL and supervisor). The
+    server dies with the thread that started it, whatever ends it. With `records_dir`, stale servers
+    recorded there are reaped first and this one is recorded while it runs."""
+    if records_dir is not None:
+        reap_stale_servers(records_dir)
     port = free_port()
-    threads = threads or max(1, os.cpu_count() or 1)
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", model_alias,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-        "--n_threads", str(threads), "--n_threads_batch", str(threads), "--seed", "0",
-    ]
+    command = server_command(gguf, model_alias, port, n_ctx, threads)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=_dies_with_this_process())
+    record = record_server(records_dir, process.pid, os.getpid(), port) if records_dir is not None else None
     try:
         deadline = time.monotonic() + startup_timeout_s
         while not _ready(base_url):
@@ -97,6 +158,8 @@ def llama_cpp_server(
         yield RunningServer(base_url, process, log_path)
     finally:
         stop_process_group(process)
+        if record is not None:
+            record.unlink(missing_ok=True)
 
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
