@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,29 +39,9 @@ def _activate(config_path: str | Path) -> RRConfig:
     return config
 
 
-def release_runs_of_dead_processes(instance) -> None:
-    """A CLI run killed mid-way stays "started" and keeps its concurrency-pool slots, which would
-    block every later run: mark such runs failed and free their slots."""
-    import dagster as dg
-    import psutil
-
-    from rr_assets.refresh import RUN_HOST_TAG, RUN_PID_TAG
-
-    unfinished = instance.get_run_records(
-        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
-    )
-    for record in unfinished:
-        run = record.dagster_run
-        pid = int(run.tags.get(RUN_PID_TAG, 0))
-        if pid and run.tags.get(RUN_HOST_TAG) == socket.gethostname() and not psutil.pid_exists(pid):
-            instance.report_run_failed(run, f"the rr process that ran it (pid {pid}) is gone")
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            print(f"marked run {run.run_id} failed: its process {pid} is gone", flush=True)
-
-
 def materialize(
     config: RRConfig, selection: str | None = None, collections: list[str] | None = None,
-    variants: list[str] | None = None, force: bool = False, dry_run: bool = False,
+    variants: list[str] | None = None, force: bool = False, dry_run: bool = False, verbose: bool = False,
 ) -> bool:
     """Bring the graph up to date on the DagsterInstance of DAGSTER_HOME: observe the collections'
     and prompts' files, then materialise what is missing or stale (everything with `force`), in
@@ -72,19 +51,20 @@ def materialize(
     from rr_assets.core.llama_server import reap_stale_servers
     from rr_assets.definitions import build_definitions
     from rr_assets.partitions import collection_partitions, prompt_variant_partitions
-    from rr_assets.refresh import Refresher
+    from rr_assets.refresh import Refresher, release_runs_of_dead_processes
 
     defs = build_definitions(config)
     names = collections or [c.name for c in config.collections]
     variant_names = variants or defs.resources["teacher"].variant_names()
     instance = dg.DagsterInstance.get()
-    release_runs_of_dead_processes(instance)
+    release_runs_of_dead_processes(instance, say=lambda line: print(line, flush=True))
     for pid in reap_stale_servers(Path(config.home) / "servers"):
         print(f"stopped a llama.cpp server (pid {pid}) that a dead rr process left running", flush=True)
     instance.add_dynamic_partitions(collection_partitions.name, names)
     instance.add_dynamic_partitions(prompt_variant_partitions.name, variant_names)
     wanted = set(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())) if selection else None
-    refresher = Refresher(defs, instance, names, variant_names, wanted, say=lambda line: print(line, flush=True))
+    refresher = Refresher(defs, instance, names, variant_names, wanted, say=lambda line: print(line, flush=True),
+                          verbose=verbose)
     refresher.observe_sources()
     if dry_run:
         steps = refresher.plan(force)
@@ -109,8 +89,15 @@ def _print_reports(config: RRConfig) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Exit 0 when everything selected is up to date, 1 on a failure, 130 when interrupted (SIGINT
+    or SIGTERM): a step under way ends FAILED in Dagster with its pool slots freed."""
     config = _activate(args.config)
-    ok = materialize(config, args.select, args.collection, args.variant, args.force, args.dry_run)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # between steps too: SIGTERM stops like Ctrl-C
+    try:
+        ok = materialize(config, args.select, args.collection, args.variant, args.force, args.dry_run, args.verbose)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        return 130
     if not args.dry_run:
         _print_reports(config)
     return 0 if ok else 1
@@ -118,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.select, args.collection, args.variant = str(DEMO_CONFIG), None, None, None
-    args.force, args.dry_run = False, False
+    args.force, args.dry_run, args.verbose = False, False, False
     return cmd_run(args)
 
 
@@ -230,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="prompt variant to run (repeatable; a backfill over several variants)")
     run.add_argument("--force", action="store_true", help="recompute everything selected, stale or not")
     run.add_argument("--dry-run", action="store_true", help="print what would run and why, and run nothing")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="print Dagster's event stream (DEBUG) too; it is always in the run's log in the UI")
     run.set_defaults(func=cmd_run)
     rerank = sub.add_parser("rerank", help="rerank documents for a query with a trained student")
     rerank.add_argument("--model", "--checkpoint", dest="model", required=True,

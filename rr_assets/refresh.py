@@ -6,11 +6,14 @@ produced the same data as before spares everything below it."""
 from __future__ import annotations
 
 import os
+import random
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
+import psutil
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCauseCategory, StaleStatus
 from dagster._time import get_current_datetime
@@ -62,6 +65,12 @@ def _failed_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheck
             if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
 
 
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """A step of the run failed because the process got SIGINT or SIGTERM."""
+    return any(e.event_type_value == "STEP_FAILURE" and e.step_failure_data.error is not None
+               and e.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError" for e in result.all_events)
+
+
 def _metadata_of(result: dg.ExecuteInProcessResult) -> dict:
     """The metadata of a one-asset run's materialisation."""
     return result.get_asset_materialization_events()[0].materialization.metadata
@@ -96,13 +105,51 @@ def why_stale(resolver: CachingStaleStatusResolver, key: dg.AssetKey, partition)
     return "; ".join(dict.fromkeys(reasons)) or "stale"
 
 
+def release_runs_of_dead_processes(instance: dg.DagsterInstance, say: Callable[[str], None] = print) -> None:
+    """A run whose rr process on this host is gone (killed mid-way) stays "started" and keeps its
+    pool slots, which would block every later run: mark it failed and free its slots."""
+    unfinished = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+    for record in unfinished:
+        run = record.dagster_run
+        pid = int(run.tags.get(RUN_PID_TAG, 0))
+        if pid and run.tags.get(RUN_HOST_TAG) == socket.gethostname() and not psutil.pid_exists(pid):
+            instance.report_run_failed(run, f"the rr process that ran it (pid {pid}) is gone")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            say(f"marked run {run.run_id} failed: its process {pid} is gone")
+
+
+def wait_for_pool_slot(instance: dg.DagsterInstance, pool: str, label: str, say: Callable[[str], None] = print,
+                       poll_s: float = 1.0) -> None:
+    """Sleep until `pool` has a free slot and no other run's step is queued for it, freeing the
+    slots of dead runs meanwhile. rr waits here rather than inside Dagster's executor, whose wait
+    for a pool busy-polls (a core at ~90%), and holds no claim while it waits, so a waiting rr
+    killed by any signal leaves nothing behind."""
+    said = False
+    while True:
+        release_runs_of_dead_processes(instance, say)
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        queued = [step for step in info.pending_steps if step.assigned_timestamp is None]
+        if info.limit is None or (len(info.claimed_slots) < info.limit and not queued):
+            return
+        if not said:
+            holders = sorted({slot.run_id for slot in info.claimed_slots})
+            say(f"{label}: waiting for a free slot of pool {pool!r} (limit {info.limit}; held by dagster run "
+                f"{', '.join(holders) or 'none'}; {len(queued)} step(s) queued before it)")
+            said = True
+        time.sleep(poll_s * random.uniform(0.8, 1.2))  # jitter: two waiters rarely wake together
+
+
 class Refresher:
     """Plans and runs the steps of a refresh on one Dagster instance."""
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, collections: list[str],
                  variants: list[str], selection: set[dg.AssetKey] | None = None,
-                 say: Callable[[str], None] = print):
+                 say: Callable[[str], None] = print, verbose: bool = False):
         self.defs, self.instance, self.say = defs, instance, say
+        # The terminal gets rr's own progress lines; Dagster's DEBUG event stream goes to the run's
+        # event log (the UI shows it), and to the terminal too when verbose.
+        self.run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
         self.collections, self.variants = collections, variants
         self.graph = defs.resolve_asset_graph()
         self.selection = selection
@@ -115,7 +162,8 @@ class Refresher:
     def observe_sources(self) -> None:
         """Observe the collections' and prompt variants' files: new data versions where they changed."""
         for name in (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, OBSERVE_ANSWERS_JOB):
-            self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, tags=self._tags())
+            self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, tags=self._tags(),
+                                                               run_config=self.run_config)
 
     def _tags(self) -> dict[str, str]:
         return {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()}
@@ -203,7 +251,8 @@ class Refresher:
 
     def run(self, force: bool = False) -> bool:
         """Materialise what is missing or stale, step by step; stops at the first failure. A
-        candidate that does not beat the registry's champion is reported, not a failure."""
+        candidate that does not beat the registry's champion is reported, not a failure. A step
+        interrupted by SIGINT or SIGTERM ends the refresh with KeyboardInterrupt."""
         for keys in self._units():
             for partition in self._partitions(keys[0]):
                 reason = "forced (--force)" if force else why_stale(_resolver(self.instance, self.graph), keys[0], partition)
@@ -213,9 +262,12 @@ class Refresher:
                     self.say(f"{Step(keys, partition, '').label}: the champion stays (the candidate did not beat it)")
                     continue
                 step = Step(keys, partition, reason)
+                pool = self.defs.get_assets_def(keys[0]).op.pool
+                if pool:
+                    wait_for_pool_slot(self.instance, pool, step.label, self.say)
                 job = self.jobs[keys[0]]
                 result = job.execute_in_process(instance=self.instance, partition_key=partition, asset_selection=list(keys),
-                                                raise_on_error=False, tags=self._tags())
+                                                raise_on_error=False, tags=self._tags(), run_config=self.run_config)
                 if result.success:
                     self.say(f"{step.label}: done ({reason}; dagster run {result.run_id})")
                     if keys == (CHAMPION_ASSET,) and not _metadata_of(result)["promoted"].value:
@@ -227,6 +279,9 @@ class Refresher:
                 if self._champion_kept(result):
                     self.say(f"{step.label}: done; the champion stays (the candidate did not beat it on the dev slice)")
                     continue
+                if _interrupted(result):
+                    self.say(f"{step.label}: INTERRUPTED ({reason}; dagster run {result.run_id})")
+                    raise KeyboardInterrupt
                 self.say(f"{step.label}: FAILED ({reason}; dagster run {result.run_id})")
                 return False
         return True

@@ -156,8 +156,11 @@ def llama_cpp_server(
                 raise TeacherServerError(f"llama.cpp server did not start ({how}; see {log_path}):\n{log_tail(log_path)}")
             time.sleep(0.5)
         yield RunningServer(base_url, process, log_path)
+    except BaseException:
+        stop_process_group(process, grace_s=0.0)  # interrupted or failed: nothing in flight is worth waiting for
+        raise
     finally:
-        stop_process_group(process)
+        stop_process_group(process, grace_s=2.0)  # it keeps no state: a stop never waits long
         if record is not None:
             record.unlink(missing_ok=True)
 
