@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -72,10 +72,20 @@ class TeacherService:
     def __init__(self, settings: TeacherSettings, prompts_dir: str, model_cache: str):
         self.settings, self.prompts_dir, self.model_cache = settings, prompts_dir, model_cache
 
+    def urls(self) -> list[str]:
+        """The configured endpoints' base URLs; none means the embedded server."""
+        return [url for url in (self.settings.base_url, *self.settings.endpoints) if url]
+
+    @staticmethod
+    def host(url: str) -> str:
+        """A URL's host, never its path or query or user part, which can carry credentials."""
+        return urlparse(url).netloc.rsplit("@", 1)[-1]
+
     def endpoint_label(self) -> str:
-        """Where the teacher runs, for records: "embedded" or the server's host (never a path or
-        query, which could carry credentials)."""
-        return urlparse(self.settings.base_url).netloc.rsplit("@", 1)[-1] if self.settings.base_url else "embedded"
+        """Where the teacher runs, for records: "embedded" (×N) or the servers' hosts."""
+        if not self.urls():
+            return "embedded" + (f" ×{self.settings.embedded_servers}" if self.settings.embedded_servers > 1 else "")
+        return ", ".join(self.host(url) for url in self.urls())
 
     def variant(self, name: str) -> PromptVariant:
         return load_variant(self.prompts_dir, name)
@@ -97,21 +107,27 @@ class TeacherService:
     @contextmanager
     def open(self, variant: PromptVariant, cache: RequestCache, log_dir: Path, servers_dir: Path,
              progress=None) -> Iterator[Teacher]:
-        """A Teacher for the block; starts (and afterwards stops) the embedded server when needed,
-        recorded in `servers_dir` while it runs (see `reap_stale_servers`)."""
+        """A Teacher for the block, over every configured endpoint; without one, starts (and
+        afterwards stops) `embedded_servers` embedded servers, recorded in `servers_dir` while they
+        run (see `reap_stale_servers`)."""
         s = self.settings
         settings = dict(model=s.model, api_key=os.environ.get(s.api_key_env, ""), concurrency=s.concurrency,
                         timeout_s=s.timeout_s, max_retries=s.max_retries, seed=s.seed,
                         breaker_failures=s.breaker_failures)
-        if s.base_url:
-            yield Teacher(TeacherEndpoint(base_url=s.base_url, label=self.endpoint_label(), **settings), variant, cache,
-                          progress)
+        if self.urls():
+            yield Teacher([TeacherEndpoint(base_url=url, label=self.host(url), **settings) for url in self.urls()],
+                          variant, cache, progress)
             return
-        with llama_cpp_server(embedded_gguf(self.model_cache), s.model, log_dir / "llama_server.log",
-                              records_dir=servers_dir) as server:
-            endpoint = TeacherEndpoint(base_url=server.base_url, label=f"the embedded llama.cpp server ({server.base_url})",
-                                       server_failure=server.failure, **settings)
-            yield Teacher(endpoint, variant, cache, progress)
+        threads = max(1, (os.cpu_count() or 1) // s.embedded_servers)
+        with ExitStack() as stack:
+            endpoints = []
+            for number in range(s.embedded_servers):
+                log = log_dir / ("llama_server.log" if number == 0 else f"llama_server-{number}.log")
+                server = stack.enter_context(llama_cpp_server(embedded_gguf(self.model_cache), s.model, log,
+                                                              threads=threads, records_dir=servers_dir))
+                endpoints.append(TeacherEndpoint(base_url=server.base_url, server_failure=server.failure,
+                                                 label=f"the embedded llama.cpp server ({server.base_url})", **settings))
+            yield Teacher(endpoints, variant, cache, progress)
 
 
 class StudentBase:

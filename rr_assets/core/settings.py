@@ -37,7 +37,10 @@ class SplitSettings:
 
 @dataclass(frozen=True)
 class TeacherSettings:
-    base_url: str = setting("", "OpenAI-compatible endpoint; empty starts the embedded llama.cpp server")
+    base_url: str = setting("", "OpenAI-compatible endpoint; empty (and no endpoints) starts the embedded llama.cpp server")
+    endpoints: tuple[str, ...] = setting((), "more OpenAI-compatible base URLs serving the same model (replicas): "
+                                             "requests spread over all of them, with concurrency and a breaker each")
+    embedded_servers: int = setting(1, "embedded llama.cpp servers side by side (without base_url); they share the cores")
     model: str = setting("gemma-3-270m", "model name sent to the endpoint (and the key for prices)")
     api_key_env: str = setting("RR_TEACHER_API_KEY", "environment variable that holds the API key")
     prompt_variants: tuple[str, ...] = setting((), "variants to run; empty = every folder in prompts_dir")
@@ -45,10 +48,10 @@ class TeacherSettings:
     train_queries: int = setting(40, "training queries the teacher judges (stable pseudo-random choice); -1 = all")
     eval_queries: int = setting(20, "evaluation queries the teacher judges, for its own report row; -1 = all")
     reasoning_queries: int = setting(-1, "queries per split that also get comparison and listwise reasoning; -1 = as direct")
-    concurrency: int = setting(4, "requests in flight at once")
+    concurrency: int = setting(4, "requests in flight at once, per endpoint")
     timeout_s: float = setting(120.0, "seconds to wait for one answer")
     max_retries: int = setting(4, "retries of a failed request (429, 5xx, timeouts) with backoff")
-    breaker_failures: int = setting(8, "consecutive connection failures after which no new request is sent")
+    breaker_failures: int = setting(8, "consecutive connection failures after which an endpoint gets no new request")
     seed: int = setting(0, "sampling seed sent with every request, and the seed of pair sampling")
     min_agreement: float = setting(0.3, "agreement with qrels under which the agreement check warns")
     max_swap_inconsistency: float = setting(0.5, "share of swapped comparisons allowed to flip before the check warns")

@@ -11,7 +11,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import openai
@@ -184,118 +184,172 @@ def _backoff_s(attempt: int, exc: BaseException) -> float:
 
 
 def complete_all(
-    endpoint: TeacherEndpoint,
+    endpoints: TeacherEndpoint | Sequence[TeacherEndpoint],
     requests: list[TeacherRequest],
     cache: RequestCache,
     usage: TeacherUsage,
     progress: Callable[[Progress], None] | None = None,
     heartbeat_s: float = 15.0,
 ) -> list[TeacherResponse]:
-    """Answer every request, from the cache where possible; new answers are cached as they arrive,
-    so an interrupted run resumes without paying twice.
+    """Answers for `requests`, in order: from the cache where answered before, otherwise from the
+    endpoints (replicas of one model), at most each endpoint's `concurrency` in flight there. Each
+    answer is cached the moment it arrives, so an interrupted run resumes without paying twice.
 
     HTTP 408/409/429/5xx, timeouts, broken connections and malformed 200 answers are retried with
-    backoff (honouring Retry-After). Requests that still fail do not stop the others: the run then
-    raises TeacherError saying what happened. Two things stop every request at once, with
-    TeacherUnreachable: `endpoint.breaker_failures` connection failures in a row (nobody is
-    there), or the embedded server's supervisor reporting that the server is gone."""
-    keys = [r.cache_key(endpoint.model) for r in requests]
+    backoff (honouring Retry-After), on whichever endpoint has room. Requests that still fail do
+    not stop the others: the run then raises TeacherError saying what happened. An endpoint is
+    taken out after `breaker_failures` connection failures in a row there (nobody is there), or when
+    its embedded server's supervisor reports the server gone; its requests in flight go to the
+    others. When every endpoint is out, every request stops at once, with TeacherUnreachable."""
+    pool = [endpoints] if isinstance(endpoints, TeacherEndpoint) else list(endpoints)
+    keys = [r.cache_key(pool[0].model) for r in requests]
     answers = cache.lookup(sorted(set(keys)))
     usage.requests += len(requests)
     usage.cache_hits += sum(1 for k in keys if k in answers)
     missing = {k: r for k, r in zip(keys, requests) if k not in answers}
-    failures: Counter[str] = Counter()
-    state = {"answered": 0, "in_a_row": 0, "last_error": None, "stopped": None}
+    if missing:
+        batch = _Batch(pool, missing, cache, usage, answers, progress, heartbeat_s)
+        asyncio.run(batch.send_all())
+        batch.raise_unless_complete()
+    return [answers[k] for k in keys]
 
-    def report() -> None:
-        if progress:
-            progress(Progress(state["answered"], len(missing), usage.retries, state["last_error"]))
 
-    async def run_missing() -> None:
-        client = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "not-needed",
-                                    timeout=endpoint.timeout_s, max_retries=0)
-        semaphore = asyncio.Semaphore(max(1, endpoint.concurrency))
-        tripped = asyncio.Event()
+class _Batch:
+    """The missing requests of one `complete_all` call, spread over a pool of endpoints: a queue
+    of free slots (each endpoint contributes `concurrency`), a breaker per endpoint."""
 
-        async def one(key: str, request: TeacherRequest):
-            async with semaphore:
-                for attempt in range(endpoint.max_retries + 1):
-                    if tripped.is_set():
-                        raise asyncio.CancelledError
-                    try:
-                        response = await _send(client, endpoint, request)
-                        state["in_a_row"] = 0
-                        return key, request, response
-                    except Exception as exc:  # noqa: BLE001 - classified below; the rest is re-raised
-                        state["last_error"] = describe_failure(exc)
-                        if _is_unreachable(exc):
-                            state["in_a_row"] += 1
-                            if state["in_a_row"] >= endpoint.breaker_failures:
-                                state["stopped"] = (f"{state['in_a_row']} connection attempts in a row failed "
-                                                    f"(last error: {state['last_error']})")
-                                tripped.set()
-                        if attempt == endpoint.max_retries or not _retryable(exc) or tripped.is_set():
-                            raise
-                        usage.retries += 1
-                        await asyncio.sleep(_backoff_s(attempt, exc))
+    def __init__(self, pool: list[TeacherEndpoint], missing: dict[str, TeacherRequest], cache: RequestCache,
+                 usage: TeacherUsage, answers: dict[str, TeacherResponse], progress, heartbeat_s: float):
+        self.pool, self.missing, self.cache, self.usage, self.answers = pool, missing, cache, usage, answers
+        self.progress, self.heartbeat_s = progress, heartbeat_s
+        self.answered, self.last_error = 0, None
+        self.failures: Counter[str] = Counter()
+        self.in_a_row: Counter[int] = Counter()
+        self.down: dict[int, str] = {}  # endpoint index -> why it was taken out
 
-        async def watch() -> None:
-            """Heartbeat progress, and stop everything as soon as the embedded server is gone."""
-            last_beat = time.monotonic()
-            while not tripped.is_set():
-                await asyncio.sleep(0.5)
+    def name(self, index: int) -> str:
+        endpoint = self.pool[index]
+        return endpoint.label or endpoint.base_url
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(Progress(self.answered, len(self.missing), self.usage.retries, self.last_error))
+
+    def take_out(self, index: int, why: str) -> None:
+        if index in self.down:
+            return
+        self.down[index] = why
+        self.last_error = f"{self.name(index)} is out: {why}" if len(self.pool) > 1 else self.last_error
+        if len(self.down) == len(self.pool):
+            self.all_out.set()
+
+    async def slot(self) -> int:
+        """An endpoint with room for one more request (its slot goes back with `release`)."""
+        while True:
+            index = await self.slots.get()
+            if index not in self.down:
+                return index  # a slot of an endpoint taken out is dropped
+
+    def release(self, index: int) -> None:
+        if index not in self.down:
+            self.slots.put_nowait(index)
+
+    async def one(self, key: str, request: TeacherRequest):
+        """One request, retried; a connection failure while another endpoint is still in does not
+        count against its retries (the request moves on)."""
+        attempt = 0
+        while True:
+            index = await self.slot()
+            endpoint = self.pool[index]
+            try:
+                response = await _send(self.clients[index], endpoint, request)
+                self.in_a_row[index] = 0
+                return key, request, response
+            except Exception as exc:  # noqa: BLE001 - classified below; the rest is re-raised
+                self.last_error = describe_failure(exc)
+                moved = _is_unreachable(exc)
+                if moved:
+                    self.in_a_row[index] += 1
+                    if self.in_a_row[index] >= endpoint.breaker_failures:
+                        self.take_out(index, f"{self.in_a_row[index]} connection attempts in a row failed "
+                                             f"(last error: {self.last_error})")
+                    moved = len(self.down) < len(self.pool) and len(self.pool) > 1
+                if self.all_out.is_set() or not _retryable(exc) or (not moved and attempt >= endpoint.max_retries):
+                    raise
+                self.usage.retries += 1
+                pause = 0.0 if moved else _backoff_s(attempt, exc)
+                attempt += 0 if moved else 1
+            finally:
+                self.release(index)
+            await asyncio.sleep(pause)
+
+    async def watch(self) -> None:
+        """Heartbeat progress, and take an endpoint out as soon as its embedded server is gone."""
+        last_beat = time.monotonic()
+        while not self.all_out.is_set():
+            await asyncio.sleep(0.5)
+            for index, endpoint in enumerate(self.pool):
                 gone = endpoint.server_failure() if endpoint.server_failure else None
                 if gone:
-                    state["stopped"] = gone
-                    tripped.set()
-                elif time.monotonic() - last_beat >= heartbeat_s:
-                    last_beat = time.monotonic()
-                    report()
+                    self.take_out(index, gone)
+            if time.monotonic() - last_beat >= self.heartbeat_s:
+                last_beat = time.monotonic()
+                self.report()
 
-        tasks = [asyncio.ensure_future(one(k, r)) for k, r in missing.items()]
-        watcher = asyncio.ensure_future(watch())
-        stopper = asyncio.ensure_future(tripped.wait())
+    async def send_all(self) -> None:
+        self.all_out, self.slots = asyncio.Event(), asyncio.Queue()
+        for index, endpoint in enumerate(self.pool):
+            for _ in range(max(1, endpoint.concurrency)):
+                self.slots.put_nowait(index)
+        self.clients = [openai.AsyncOpenAI(base_url=e.base_url, api_key=e.api_key or "not-needed", timeout=e.timeout_s,
+                                           max_retries=0) for e in self.pool]
+        tasks = [asyncio.ensure_future(self.one(k, r)) for k, r in self.missing.items()]
+        watcher, stopper = asyncio.ensure_future(self.watch()), asyncio.ensure_future(self.all_out.wait())
         try:
             pending = set(tasks)
-            while pending and not tripped.is_set():
+            while pending and not self.all_out.is_set():
                 done, pending = await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
                 pending.discard(stopper)
                 for finished in done - {stopper}:
-                    if finished.cancelled():
-                        continue
-                    exc = finished.exception()
-                    if exc is not None:
-                        failures[describe_failure(exc)] += 1
-                        continue
-                    key, request, response = finished.result()
-                    cache.store(key, endpoint.model, request, response)
-                    answers[key] = response
-                    usage.new_calls += 1
-                    usage.prompt_tokens += response.prompt_tokens
-                    usage.completion_tokens += response.completion_tokens
-                    state["answered"] += 1
-                    report()
+                    self.collect(finished)
         finally:
             for task in [*tasks, watcher, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, watcher, stopper, return_exceptions=True)
-            await client.close()
+            for client in self.clients:
+                await client.close()
 
-    if missing:
-        asyncio.run(run_missing())
-    cached = f"{state['answered']} of the {len(missing)} new answers arrived and are cached"
-    if state["stopped"]:
-        raise TeacherUnreachable(
-            f"teacher at {endpoint.label or endpoint.base_url} stopped answering: {state['stopped']}. No new request "
-            f"was sent after that; {cached} (with {usage.cache_hits} answers cached before). "
-            "Fix the endpoint, then re-run: only the missing requests are sent.")
-    if failures:
-        failed = sum(failures.values())
-        reasons = "; ".join(f"{n}× {reason}, after retries" for reason, n in failures.most_common())
-        raise TeacherError(
-            f"{failed} of {len(missing)} teacher requests failed ({reasons}). The {len(missing) - failed} "
-            f"answers received are cached: re-run to send only the missing requests.")
-    return [answers[k] for k in keys]
+    def collect(self, finished: asyncio.Future) -> None:
+        if finished.cancelled():
+            return
+        exc = finished.exception()
+        if exc is not None:
+            self.failures[describe_failure(exc)] += 1
+            return
+        key, request, response = finished.result()
+        self.cache.store(key, self.pool[0].model, request, response)
+        self.answers[key] = response
+        self.usage.new_calls += 1
+        self.usage.prompt_tokens += response.prompt_tokens
+        self.usage.completion_tokens += response.completion_tokens
+        self.answered += 1
+        self.report()
+
+    def raise_unless_complete(self) -> None:
+        cached = f"{self.answered} of the {len(self.missing)} new answers arrived and are cached"
+        if self.all_out.is_set():
+            where = (f"teacher at {self.name(0)} stopped answering: {self.down[0]}" if len(self.pool) == 1 else
+                     "every teacher endpoint stopped answering: "
+                     + "; ".join(f"{self.name(i)}: {why}" for i, why in sorted(self.down.items())))
+            raise TeacherUnreachable(
+                f"{where}. No new request was sent after that; {cached} (with {self.usage.cache_hits} answers cached "
+                "before). Fix the endpoint, then re-run: only the missing requests are sent.")
+        if self.failures:
+            failed = sum(self.failures.values())
+            reasons = "; ".join(f"{n}× {reason}, after retries" for reason, n in self.failures.most_common())
+            raise TeacherError(
+                f"{failed} of {len(self.missing)} teacher requests failed ({reasons}). The {len(self.missing) - failed} "
+                f"answers received are cached: re-run to send only the missing requests.")
 
 
 @dataclass(frozen=True)
@@ -351,12 +405,17 @@ class WindowRanking:
 
 
 class Teacher:
-    """One prompt variant's teacher for a run: the endpoint, the request cache and the usage, with
-    direct judgments (`judge`), pairwise comparisons (`compare`) and listwise windows (`rank`)."""
+    """One prompt variant's teacher for a run: the endpoint (or a pool of replicas of one model),
+    the request cache and the usage, with direct judgments (`judge`), pairwise comparisons
+    (`compare`) and listwise windows (`rank`)."""
 
-    def __init__(self, endpoint: TeacherEndpoint, variant: PromptVariant, cache: RequestCache,
-                 progress: Callable[[Progress], None] | None = None):
-        self.endpoint, self.variant, self.cache, self.progress = endpoint, variant, cache, progress
+    def __init__(self, endpoints: TeacherEndpoint | Sequence[TeacherEndpoint], variant: PromptVariant,
+                 cache: RequestCache, progress: Callable[[Progress], None] | None = None):
+        self.endpoints = [endpoints] if isinstance(endpoints, TeacherEndpoint) else list(endpoints)
+        models = {e.model for e in self.endpoints}
+        if len(models) != 1:
+            raise ValueError(f"a teacher's endpoints must serve one model (answers are cached by model), not {sorted(models)}")
+        self.model, self.variant, self.cache, self.progress = models.pop(), variant, cache, progress
         self.usage = TeacherUsage()
 
     def _ask(self, kind: str, prompts: list[str], parse: Callable[[int, str], object], cue: str,
@@ -366,14 +425,14 @@ class Teacher:
         (e.g. "Relevance:"); both requests are cached like any other."""
         variant = self.variant
         requests = [make_request(variant.api, p, variant.request_params(kind)) for p in prompts]
-        raws = [r.text for r in complete_all(self.endpoint, requests, self.cache, self.usage, self.progress)]
+        raws = [r.text for r in complete_all(self.endpoints, requests, self.cache, self.usage, self.progress)]
         parsed = [parse(i, raw) for i, raw in enumerate(raws)]
         retry = [i for i, p in enumerate(parsed) if verdict_missing(p) and variant.api == "completions"]
         if retry:
             cue_params = {**variant.teacher_params, "max_tokens": cue_tokens, "stop": ["\n"]}
             follow_ups = [make_request("completions", f"{prompts[i]} {parsed[i].explanation}\n{cue}", cue_params)
                           for i in retry]
-            for i, answer in zip(retry, complete_all(self.endpoint, follow_ups, self.cache, self.usage)):
+            for i, answer in zip(retry, complete_all(self.endpoints, follow_ups, self.cache, self.usage)):
                 parsed[i] = parse(i, f"{parsed[i].explanation}\n{cue}{answer.text}")
                 raws[i] = f"{raws[i]}\n[follow-up] {cue}{answer.text}"
         return requests, raws, parsed
@@ -394,7 +453,7 @@ class Teacher:
         requests, raws, parsed = self._ask("direct", prompts, parse, "Relevance:", 3)
         return [
             Judgment(pair.query_id, pair.doc_id, pair.split, p.label, "teacher" if pair.gold_label is None else "qrels",
-                     p.explanation, raw, p.error, req.cache_key(self.endpoint.model), cut)
+                     p.explanation, raw, p.error, req.cache_key(self.model), cut)
             for pair, p, raw, req, cut in zip(pairs, parsed, raws, requests, truncated)
         ]
 
@@ -406,7 +465,7 @@ class Teacher:
         requests, raws, parsed = self._ask("comparison", prompts, lambda i, t: parse_comparison(t), "Preferred:", 3)
         return [
             Comparison(p.query_id, p.doc_a, p.doc_b, p.reason, p.swapped, {"A": p.doc_a, "B": p.doc_b}.get(r.preferred),
-                       r.explanation, raw, r.error, req.cache_key(self.endpoint.model))
+                       r.explanation, raw, r.error, req.cache_key(self.model))
             for p, r, raw, req in zip(pairs, parsed, raws, requests)
         ]
 
@@ -435,5 +494,5 @@ class Teacher:
                 ranked = [docs[i] for i in p.order]
                 order[q][start:end] = ranked
                 results.append(WindowRanking(q, round_index, start + 1, docs, ranked, p.explanation, raw, p.error,
-                                             p.repaired, req.cache_key(self.endpoint.model)))
+                                             p.repaired, req.cache_key(self.model)))
         return results, order

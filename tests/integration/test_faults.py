@@ -152,6 +152,33 @@ def test_embedded_server_killed_mid_run_fails_fast_and_the_rerun_sends_only_the_
     assert not paid & {e.body_hash for e in again.exchanges}
 
 
+def test_one_of_two_endpoints_killed_mid_run_the_other_finishes_and_nothing_is_paid_twice(gguf_path, tmp_path):
+    """A pool of two real llama.cpp servers, each behind a recording proxy: once both have answered,
+    one is SIGKILLed. Its requests in flight move to the other; every pair gets its answer; no
+    request was answered twice; the dead server was taken out, not retried to exhaustion."""
+    warehouse, pairs = Warehouse(tmp_path / "w.duckdb"), demo_pairs(12)
+    with llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "a.log", threads=1) as a, \
+            llama_cpp_server(gguf_path, "gemma-3-270m", tmp_path / "b.log", threads=1) as b:
+        proxies = [RecordingProxy(a.base_url), RecordingProxy(b.base_url)]
+        endpoints = [TeacherEndpoint(proxy.start(), "gemma-3-270m", concurrency=2, max_retries=1,
+                                     server_failure=server.failure) for proxy, server in zip(proxies, (a, b))]
+        teacher = Teacher(endpoints, VARIANT, RequestCache(warehouse))
+        outcome: dict = {}
+        worker = threading.Thread(target=lambda: outcome.update(judgments=teacher.judge(pairs)))
+        worker.start()
+        while not all(proxy.answered() for proxy in proxies) and worker.is_alive():
+            time.sleep(0.05)
+        os.kill(b.process.pid, signal.SIGKILL)
+        worker.join(timeout=300)
+        for proxy in proxies:
+            proxy.stop()
+    answered = [body for proxy in proxies for body in proxy.answered()]
+    assert len(outcome["judgments"]) == len(pairs) and all(j.raw for j in outcome["judgments"])
+    assert len(answered) == len(set(answered)), "a request was answered twice"
+    assert proxies[1].answered() and len(proxies[0].answered()) > len(proxies[1].answered())
+    assert teacher.usage.new_calls == len(answered)  # each answer that arrived was stored once
+
+
 def test_nobody_listening_trips_the_circuit_breaker(tmp_path):
     with socket.socket() as sock:  # a port that was free a moment ago: connections are refused
         sock.bind(("127.0.0.1", 0))
