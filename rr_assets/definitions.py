@@ -1,8 +1,10 @@
 """`defs`: the asset graph, checks, jobs and resources, configured from one config file.
 
 The config file is RR_CONFIG (default: resources/configs/demo.yaml). Every asset's code version
-joins a manual version of its code with a hash of the settings it reads, so a change to those
-settings in the config file makes that asset (and what follows it) stale, and nothing else."""
+joins the version declared beside its code (`code_version=` on the asset; an SQL model's is its
+file's hash) with a hash of the settings it reads, so a change to those settings in the config file
+makes that asset (and what follows it) stale, and nothing else. tests/unit/test_code_versions.py
+fails when an asset's code changes and its declared version does not say whether that matters."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def build_resources(config: RRConfig) -> dict[str, object]:
 
 # Settings that change how a teacher runs but not what it answers.
 _TEACHER_OPERATIONS = ("api_key_env", "concurrency", "timeout_s", "max_retries", "breaker_failures", "prices",
-                       "min_agreement", "max_swap_inconsistency", "prompt_variants")
+                       "min_agreement", "max_swap_inconsistency", "prompt_variants", "endpoints", "embedded_servers")
 # Settings of the student that change nothing it learns or scores.
 _STUDENT_OPERATIONS = ("score_batch_size",)
 
@@ -65,30 +67,28 @@ def _digest(*parts) -> str:
 
 
 def code_versions(config: RRConfig) -> dict[str, str]:
-    """Asset name → code version: the manual version of its code and a hash of the settings it reads."""
+    """Asset name → a hash of the settings it reads; `_versioned` joins it to the code version that
+    each asset declares beside its code (an SQL model's: the hash of its file)."""
     teacher = {k: v for k, v in asdict(config.teacher).items() if k not in _TEACHER_OPERATIONS}
     student = {k: v for k, v in asdict(config.student).items() if k not in _STUDENT_OPERATIONS}
     sources = [asdict(s) for s in config.collections]
     versions = {
-        "corpus": _digest(1, sources), "queries": _digest(1, sources), "qrels": _digest(1, sources),
-        "bm25_index": _digest(1),
-        "first_stage_candidates": _digest(1, asdict(config.retrieval)),
-        "splits": _digest(1, sources, asdict(config.splits)),
-        "train_pointwise": _digest(1, config.student.hard_negative_depth),
-        **{name: _digest(1, teacher) for name in ("teacher_judgments", "teacher_comparisons", "teacher_rankings",
-                                                  "teacher_injection_probe")},
-        "student_base_model": _digest(1, config.student.base_model),
-        "student_checkpoint": _digest(4, student),
-        "student_rl_checkpoint": _digest(4, student, asdict(config.rl)),
-        "student_scores": _digest(2, config.student.rerank_depth, config.student.precision, asdict(config.explain)),
-        "champion_candidate": _digest(1), "champion": _digest(1),
-        "benchmark_report": _digest(1),
+        "corpus": _digest(sources), "queries": _digest(sources), "qrels": _digest(sources),
+        "first_stage_candidates": _digest(asdict(config.retrieval)),
+        "splits": _digest(sources, asdict(config.splits)),
+        "train_pointwise": _digest(config.student.hard_negative_depth),
+        **{name: _digest(teacher) for name in ("teacher_judgments", "teacher_comparisons", "teacher_rankings",
+                                               "teacher_injection_probe")},
+        "student_base_model": _digest(config.student.base_model),
+        "student_checkpoint": _digest(student),
+        "student_rl_checkpoint": _digest(student, asdict(config.rl)),
+        "student_scores": _digest(config.student.rerank_depth, config.student.precision, asdict(config.explain)),
     }
     return versions
 
 
 def _versioned(assets_def: dg.AssetsDefinition, versions: dict[str, str]) -> dg.AssetsDefinition:
-    """Set each spec's code version (SQL models keep their own, joined with the settings hash)."""
+    """Join each spec's declared code version with the hash of the settings it reads."""
     def with_version(spec: dg.AssetSpec) -> dg.AssetSpec:
         name = spec.key.to_user_string()
         if name in versions:

@@ -112,7 +112,7 @@ def stage_costs(instance: dg.DagsterInstance, collection: str, trained_on: str, 
 
 @dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "teacher_injection_probe",
                 "first_stage_candidates", "qrels", "splits"],
-          partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"})
+          partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"}, code_version="1")
 def benchmark_report(
     context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
     student: dg.ResourceParam[StudentSettings], collections: dg.ResourceParam[Collections], tracker: Tracker,

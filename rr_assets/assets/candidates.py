@@ -15,7 +15,7 @@ from rr_assets.resources import Collections, RRHome
 
 
 @dg.asset(deps=["bm25_index", "queries", "corpus", "collection_files"], partitions_def=collection_partitions,
-          group_name="retrieval", kinds={"lucene", "duckdb"}, pool="warehouse")
+          group_name="retrieval", kinds={"lucene", "duckdb"}, pool="warehouse", code_version="1")
 def first_stage_candidates(context: dg.AssetExecutionContext, home: RRHome, retrieval: dg.ResourceParam[RetrievalSettings],
                            collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
     """Top-`first_stage_depth` candidates of every query: BM25 (k1, b) over the index, or the given

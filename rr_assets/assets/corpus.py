@@ -20,10 +20,12 @@ def collection_files(collections: dg.ResourceParam[Collections]) -> dg.DataVersi
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("corpus", deps=[collection_files], description="Documents of the collection", kinds={"duckdb"}),
-        dg.AssetSpec("queries", deps=[collection_files], description="Queries of the collection", kinds={"duckdb"}),
+        dg.AssetSpec("corpus", deps=[collection_files], description="Documents of the collection", kinds={"duckdb"},
+                     code_version="1"),
+        dg.AssetSpec("queries", deps=[collection_files], description="Queries of the collection", kinds={"duckdb"},
+                     code_version="1"),
         dg.AssetSpec("qrels", deps=[collection_files], description="Graded relevance judgments, with their split",
-                     kinds={"duckdb"}),
+                     kinds={"duckdb"}, code_version="1"),
     ],
     partitions_def=collection_partitions,
     group_name="collection",

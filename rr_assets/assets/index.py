@@ -10,7 +10,7 @@ from rr_assets.partitions import collection_partitions
 from rr_assets.resources import Collections, RRHome
 
 
-@dg.asset(deps=["corpus"], partitions_def=collection_partitions, group_name="retrieval", kinds={"lucene"})
+@dg.asset(deps=["corpus"], partitions_def=collection_partitions, group_name="retrieval", kinds={"lucene"}, code_version="1")
 def bm25_index(context: dg.AssetExecutionContext, home: RRHome,
                collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
     """Lucene index (Porter stemming, positions, raw text stored) under RR_HOME/indexes/<collection>;

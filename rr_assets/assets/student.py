@@ -27,7 +27,7 @@ from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService
 STUDENT_ASSET = dict(partitions_def=collection_variant_partitions, group_name="student", pool="student")
 
 
-@dg.asset(group_name="student", kinds={"transformers"})
+@dg.asset(group_name="student", kinds={"transformers"}, code_version="1")
 def student_base_model(base: dg.ResourceParam[StudentBase]) -> dg.MaterializeResult:
     """A local transformers folder of the base model; the embedded GGUF is dequantized once."""
     started = time.monotonic()
@@ -130,7 +130,7 @@ LEARNED_CHECK, FIRST_STAGE_CHECK = "learned_on_dev", "beats_first_stage_on_dev"
 
 
 @dg.asset(deps=["train_pointwise", "train_pairwise", "train_listwise", "splits", "first_stage_candidates", "qrels",
-                student_base_model], kinds={"peft", "torch"}, **STUDENT_ASSET,
+                student_base_model], kinds={"peft", "torch"}, code_version="4", **STUDENT_ASSET,
           check_specs=[
               dg.AssetCheckSpec(LEARNED_CHECK, asset="student_checkpoint",
                                 description="Training beat the untrained model on the dev slice; warns when checkpoint "
@@ -236,7 +236,7 @@ def student_checkpoint(
                                   metadata=dev_facts)
 
 
-@dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, **STUDENT_ASSET)
+@dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, code_version="4", **STUDENT_ASSET)
 def student_rl_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, rl: dg.ResourceParam[RLSettings],
     student: dg.ResourceParam[StudentSettings], tracker: Tracker, collections: dg.ResourceParam[Collections],
@@ -294,7 +294,7 @@ ANY_COLLECTIONS_CHECKPOINT = dg.MultiPartitionMapping({
 @dg.asset(deps=[dg.AssetDep(student_checkpoint, partition_mapping=ANY_COLLECTIONS_CHECKPOINT),
                 dg.AssetDep(student_rl_checkpoint, partition_mapping=ANY_COLLECTIONS_CHECKPOINT),
                 "first_stage_candidates", "splits"],
-          kinds={"torch", "duckdb"}, **STUDENT_ASSET)
+          kinds={"torch", "duckdb"}, code_version="2", **STUDENT_ASSET)
 def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.ResourceParam[StudentSettings],
                    explain: dg.ResourceParam[ExplainSettings],
                    collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
@@ -372,7 +372,7 @@ def best_registered(registry: StudentRegistry, home: RRHome, collection: str, va
     return max(found, key=lambda v: v.dev_ndcg, default=None)
 
 
-@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], **STUDENT_ASSET,
+@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], code_version="1", **STUDENT_ASSET,
           check_specs=[dg.AssetCheckSpec("beats_champion", asset="champion_candidate", blocking=True,
                                          description="The candidate beats the registry's champion on the dev slice; "
                                                      "a failure blocks the promotion")])
@@ -393,7 +393,7 @@ def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker:
     yield dg.AssetCheckResult(check_name="beats_champion", passed=beats, metadata=facts)
 
 
-@dg.asset(deps=[champion_candidate], **STUDENT_ASSET)
+@dg.asset(deps=[champion_candidate], code_version="1", **STUDENT_ASSET)
 def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) -> dg.MaterializeResult:
     """Moves the collection's `champion` alias to the candidate (runs only when beats_champion passed).
     The alias is shared by the collection's variants: when another variant's candidate was promoted

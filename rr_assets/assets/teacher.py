@@ -197,7 +197,7 @@ def judge_pairs(home: RRHome, run: TeacherRun, service: TeacherService, reasonin
 
 
 @dg.asset(deps=["first_stage_candidates", "queries", "corpus", "qrels", "splits", "prompt_templates",
-                "teacher_answer_files"], **TEACHER_ASSET)
+                "teacher_answer_files"], code_version="1", **TEACHER_ASSET)
 def teacher_judgments(context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
                       tracker: Tracker, collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
     """Direct relevance reasoning on training and evaluation queries: an explanation, then a graded
@@ -231,7 +231,7 @@ def _ranked_texts(rows: pd.DataFrame):
 
 @dg.asset(deps=["first_stage_candidates", "queries", "corpus", "splits", "prompt_templates", "teacher_answer_files",
                 "teacher_judgments"],
-          **TEACHER_ASSET)
+          code_version="1", **TEACHER_ASSET)
 def teacher_comparisons(context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
                         tracker: Tracker, collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
     """Comparison reasoning (R2R): which of two candidates is more relevant, and why; a seeded
@@ -258,7 +258,7 @@ def teacher_comparisons(context: dg.AssetExecutionContext, home: RRHome, teacher
 
 
 @dg.asset(deps=["first_stage_candidates", "queries", "corpus", "splits", "prompt_templates", "teacher_answer_files"],
-          **TEACHER_ASSET)
+          code_version="1", **TEACHER_ASSET)
 def teacher_rankings(context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
                      tracker: Tracker, collections: dg.ResourceParam[Collections]) -> dg.MaterializeResult:
     """Listwise ranking with reasoning over sliding windows of the candidates (RankGPT-style).
@@ -277,7 +277,7 @@ def teacher_rankings(context: dg.AssetExecutionContext, home: RRHome, teacher: d
     return finish(home, "teacher_rankings", frame, teacher, run, extra)
 
 
-@dg.asset(deps=["teacher_judgments"], **TEACHER_ASSET)
+@dg.asset(deps=["teacher_judgments"], code_version="1", **TEACHER_ASSET)
 def teacher_injection_probe(context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
                             tracker: Tracker) -> dg.MaterializeResult:
     """Judges a sample of judged pairs again with instructions planted in the document
