@@ -1,4 +1,4 @@
-"""The `rr` command line: demo, run, rerank, ui."""
+"""The `rr` command line: demo, run, rerank, lineage, settings, ui."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
+from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, ConfigError, RRConfig, load_config
 
 # Concurrency pools: one teacher asset at a time (one endpoint, bounded concurrency inside) and
 # one warehouse writer at a time (DuckDB takes a single writer).
@@ -241,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("-p", "--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:  # a user's mistake: one line, no traceback
+        print(f"rr: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from rr_assets.core.collections import CollectionSource
 from rr_assets.core.model_card import STUDENT_FILE
@@ -63,8 +64,12 @@ def _section(cls, raw: dict | None, where: str):
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    return cls(**values)
+    try:
+        return TypeAdapter(cls).validate_python(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"{where}.{key}: {error['msg'].lower()} (got {error['input']!r})") from None
 
 
 def _resolved(path: Path, value: str) -> str:
@@ -123,7 +128,14 @@ def load_config(path: str | os.PathLike) -> RRConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, not {type(raw).__name__}")
     unknown = set(raw) - _TOP_LEVEL
     if unknown:
         raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; known: {sorted(_TOP_LEVEL)}")

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -88,6 +90,26 @@ def test_a_student_to_go_on_training_resolves_against_the_config_folder_and_must
         load_config(path)
     (tmp_path / "ckpt" / STUDENT_FILE).write_text("{}")
     assert Path(load_config(path).student.init_from) == tmp_path / "ckpt"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("collections: {x: {path: .}}\nstudent: {epochs: two}\n", r"c.yaml: student.epochs: input should be a valid integer"),
+    ("collections: {x: {path: .}}\nteacher: {concurrency: [2]}\n", r"c.yaml: teacher.concurrency: input should be a valid"),
+    ("collections: {x: {path: .}\nstudent: [\n", r"c.yaml:2: not valid YAML"),
+    ("- just\n- a list\n", r"c.yaml: expected a mapping of sections"),
+])
+def test_a_wrong_type_or_bad_yaml_fails_at_load_naming_the_key_or_line(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_the_cli_reports_a_config_error_in_one_line_without_a_traceback(tmp_path):
+    path = write(tmp_path, "collections: {x: {path: .}}\nstudent: {epochs: two}\n")
+    run = subprocess.run([sys.executable, "-m", "rr_assets.cli", "run", "-c", str(path), "--dry-run"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [f"rr: {path}: student.epochs: input should be a valid integer, "
+                                               "unable to parse string as an integer (got 'two')"]
 
 
 def test_unknown_key_is_named(tmp_path):
