@@ -15,8 +15,6 @@ from rr_assets.core.student_model import (
     score_pairs,
 )
 
-MODES = ("score", "explain")
-
 
 class StudentReranker:
     """A checkpoint the trainer wrote, ready to score (query, document) pairs."""

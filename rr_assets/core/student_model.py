@@ -52,9 +52,6 @@ def explain_text(query: str, document: str, explanation: str, label: int, doc_wo
     return f"{explain_prefix(query, document, doc_words)} {explanation}\nRelevance: {label}"
 
 
-LABEL_LINE = "\nRelevance"  # where an explanation ends
-
-
 def label_token_ids(tokenizer, labels: tuple[int, ...]) -> list[int]:
     """The token id of each label digit as it appears after 'Relevance: '."""
     ids = [tokenizer(f"Relevance: {label}", add_special_tokens=False)["input_ids"][-1] for label in labels]
