@@ -255,8 +255,9 @@ class _Batch:
             self.slots.put_nowait(index)
 
     async def one(self, key: str, request: TeacherRequest):
-        """One request, retried; a connection failure while another endpoint is still in does not
-        count against its retries (the request moves on)."""
+        """One request, retried. It keeps its slot while it backs off, so a rate-limited endpoint
+        gets no more requests than its concurrency; a connection failure while another endpoint is
+        still in does not count against its retries (the request moves on at once)."""
         attempt = 0
         while True:
             index = await self.slot()
@@ -271,17 +272,18 @@ class _Batch:
                 if moved:
                     self.in_a_row[index] += 1
                     if self.in_a_row[index] >= endpoint.breaker_failures:
-                        self.take_out(index, f"{self.in_a_row[index]} connection attempts in a row failed "
-                                             f"(last error: {self.last_error})")
+                        gone = endpoint.server_failure() if endpoint.server_failure else None
+                        self.take_out(index, gone or f"{self.in_a_row[index]} connection attempts in a row failed "
+                                                     f"(last error: {self.last_error})")
                     moved = len(self.down) < len(self.pool) and len(self.pool) > 1
                 if self.all_out.is_set() or not _retryable(exc) or (not moved and attempt >= endpoint.max_retries):
                     raise
                 self.usage.retries += 1
-                pause = 0.0 if moved else _backoff_s(attempt, exc)
-                attempt += 0 if moved else 1
+                if not moved:
+                    await asyncio.sleep(_backoff_s(attempt, exc))
+                    attempt += 1
             finally:
                 self.release(index)
-            await asyncio.sleep(pause)
 
     async def watch(self) -> None:
         """Heartbeat progress, and take an endpoint out as soon as its embedded server is gone."""
