@@ -239,7 +239,8 @@ class _Batch:
         if index in self.down:
             return
         self.down[index] = why
-        self.last_error = f"{self.name(index)} is out: {why}" if len(self.pool) > 1 else self.last_error
+        if len(self.pool) > 1:
+            self.last_error = f"{self.name(index)} is out: {why}"
         if len(self.down) == len(self.pool):
             self.all_out.set()
 
