@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict
+from pathlib import Path
 
 import dagster as dg
 
@@ -29,11 +30,12 @@ from rr_assets.automation import (
     build_weekly_refresh,
 )
 from rr_assets.checks import all_checks
-from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, RRConfig, load_config
+from rr_assets.config import DEMO_CONFIG, RRConfig, load_config
 from rr_assets.partitions import collection_partitions, collection_variant_partitions
 from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
 
-SQL_MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
+# Package data (pyproject.toml), so an installed rr finds its models; the top-level dbt_like_sql/ links here.
+SQL_MODELS_DIR = Path(__file__).resolve().parent / "dbt_like_sql"
 BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_base_model", "rr_teacher_and_student", "rr_report"
 # The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
 PHASES = (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, OBSERVE_ANSWERS_JOB, COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB,

@@ -6,7 +6,7 @@ from rr_assets.core.sql_models import SqlModelError, load_data_tests, load_model
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
-SQL_DIR = PROJECT_ROOT / "dbt_like_sql"
+SQL_DIR = PROJECT_ROOT / "rr_assets" / "dbt_like_sql"
 DATA_TESTS = load_data_tests(SQL_DIR)
 
 
