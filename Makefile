@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rr-installed
 BROWSER_STAMP := tests/browser/node_modules/.rr-installed
+REDIS_STAMP := $(VENV)/.rr-redis
 
 # The embedded teacher's llama.cpp, built portably: llama-cpp-python's default build uses
 # -march=native, which on CPUs with AMX selects kernels that trap (SIGILL) on this machine kind.
@@ -45,11 +46,16 @@ $(BROWSER_STAMP): tests/browser/package.json
 	cd tests/browser && npm ci --no-audit --no-fund
 	touch $(BROWSER_STAMP)
 
+# The distributed-executor test starts Debian's redis-server as the Celery broker (its own, on a free port).
+$(REDIS_STAMP): $(STAMP)
+	command -v redis-server >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server)
+	touch $(REDIS_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/rr demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rr_assets tests benchmarks
 
-test: $(STAMP) $(BROWSER_STAMP) lint
+test: $(STAMP) $(BROWSER_STAMP) $(REDIS_STAMP) lint
 	$(VENV)/bin/pytest

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, ConfigError, RRConfig, load_config
 
-# Concurrency pools: one teacher asset at a time (one endpoint, bounded concurrency inside) and
-# one warehouse writer at a time (DuckDB takes a single writer).
+# Concurrency pools for runs the UI launches: one step at a time in each pool (`rr run` sets the
+# teacher pool's limit to its endpoint count).
 DAGSTER_INSTANCE_YAML = """\
 concurrency:
   pools:
@@ -60,11 +60,16 @@ def materialize(
     release_runs_of_dead_processes(instance, say=lambda line: print(line, flush=True))
     for pid in reap_stale_servers(Path(config.home) / "servers"):
         print(f"stopped a llama.cpp server (pid {pid}) that a dead rr process left running", flush=True)
+    # The pools bound what runs side by side, whatever the instance's dagster.yaml says: DuckDB takes
+    # one writer, two trainings on one machine help neither, and more teacher endpoints (not more
+    # embedded servers, which share this machine's cores) take more teacher steps at once.
+    for pool, limit in (("warehouse", 1), ("student", 1), ("teacher", max(1, len(defs.resources["teacher"].urls())))):
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
     instance.add_dynamic_partitions(collection_partitions.name, names)
     instance.add_dynamic_partitions(prompt_variant_partitions.name, variant_names)
     wanted = set(dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())) if selection else None
     refresher = Refresher(defs, instance, names, variant_names, wanted, say=lambda line: print(line, flush=True),
-                          verbose=verbose)
+                          verbose=verbose, execution=config.execution, config_file=config.source_file)
     refresher.observe_sources()
     if dry_run:
         steps = refresher.plan(force)

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from rr_assets.core.collections import CollectionSource
 from rr_assets.core.model_card import STUDENT_FILE
 from rr_assets.core.settings import (
+    ExecutionSettings,
     ExplainSettings,
     RetrievalSettings,
     RLSettings,
@@ -39,6 +40,7 @@ class RRConfig:
     student: StudentSettings = field(default_factory=StudentSettings)
     rl: RLSettings = field(default_factory=RLSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     mlflow_tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     prompts_dir: str = str(RESOURCES_DIR / "prompts")
     model_cache: str = str(Path.home() / ".cache" / "rr" / "models")
@@ -52,7 +54,8 @@ class RRConfig:
 
 
 SECTIONS = {"retrieval": RetrievalSettings, "splits": SplitSettings, "teacher": TeacherSettings,
-            "student": StudentSettings, "rl": RLSettings, "explain": ExplainSettings}
+            "student": StudentSettings, "rl": RLSettings, "explain": ExplainSettings,
+            "execution": ExecutionSettings}
 _TOP_LEVEL = {"home", "collections", "mlflow_tracking_uri", "prompts_dir", *SECTIONS}
 
 

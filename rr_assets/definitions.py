@@ -8,6 +8,7 @@ fails when an asset's code changes and its declared version does not say whether
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
+from dagster_celery import celery_executor
 
 from rr_assets.assets import benchmark, candidates, corpus, index, prompts, student, teacher
 from rr_assets.assets.training_tables import build_sql_model_assets
@@ -139,7 +141,19 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
         sensors=[build_prompt_variant_sensor(config.prompts_dir), build_collection_sensor(config.collections),
                  automation_sensor],
         resources=build_resources(config),
+        executor=celery_executor if config.execution.executor == "celery" else dg.multi_or_in_process_executor,
     )
 
 
 defs = build_definitions(load_config(os.environ.get("RR_CONFIG") or DEMO_CONFIG))
+
+
+@functools.cache
+def _definitions_of(config_file: str) -> dg.Definitions:
+    return build_definitions(load_config(config_file))
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """A job of the definitions of RR_CONFIG, as it names the config now: what an out-of-process
+    executor rebuilds a run's job from, in every process (a reconstructable pointer here)."""
+    return _definitions_of(os.environ.get("RR_CONFIG") or str(DEMO_CONFIG)).resolve_job_def(name)

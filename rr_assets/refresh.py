@@ -5,7 +5,6 @@ produced the same data as before spares everything below it."""
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import time
@@ -19,15 +18,26 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._time import get_current_datetime
 
 from rr_assets.automation import COLLECTION_JOB, OBSERVE_ANSWERS_JOB, OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB
+from rr_assets.core.settings import ExecutionSettings
 from rr_assets.definitions import BASE_MODEL_JOB, REPORT_JOB, VARIANT_JOB
 from rr_assets.partitions import collection_partitions, collection_variant_partitions, latest_metadata, variant_key
+from rr_assets.runs import (
+    CHAMPION_CHECK,
+    RUN_HOST_TAG,
+    RUN_PID_TAG,
+    RunOutcome,
+    available_parallelism,
+    execute,
+    execute_side_by_side,
+    run_config,
+    run_tags,
+    step_run,
+)
 
-RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
 # Assets that run only for some collections: the per-variant stages only where a student is
 # trained (not on a collection evaluated with another's student, nor on one that only selects),
 # the scores and the report only where there are evaluation queries.
 REPORTING_ASSETS = {dg.AssetKey("student_scores"), dg.AssetKey("benchmark_report")}
-CHAMPION_CHECK = "beats_champion"
 CANDIDATE_ASSET, CHAMPION_ASSET = dg.AssetKey("champion_candidate"), dg.AssetKey("champion")
 
 
@@ -57,33 +67,6 @@ def _partition_label(key) -> str:
         dims = key.keys_by_dimension
         return f"[{dims['collection']}|{dims['prompt_variant']}]"
     return f"[{key}]"
-
-
-def _failed_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
-    """The check evaluations of a run that did not pass."""
-    return [e.event_specific_data for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
-
-
-def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
-    """A step of the run failed because the process got SIGINT or SIGTERM."""
-    return any(e.event_type_value == "STEP_FAILURE" and e.step_failure_data.error is not None
-               and e.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError" for e in result.all_events)
-
-
-def _metadata_of(result: dg.ExecuteInProcessResult) -> dict:
-    """The metadata of a one-asset run's materialisation."""
-    return result.get_asset_materialization_events()[0].materialization.metadata
-
-
-def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    """The checks of a run that did not pass, each with its scalar metadata, in words."""
-    warnings = []
-    for check in _failed_evaluations(result):
-        facts = {k: v.value for k, v in check.metadata.items() if isinstance(v.value, (int, float, str))}
-        warnings.append(f"{check.asset_key.to_user_string()}: check {check.check_name} did not pass ("
-                        + ", ".join(f"{k} {round(v, 4) if isinstance(v, float) else v}" for k, v in facts.items()) + ")")
-    return warnings
 
 
 def why_stale(resolver: CachingStaleStatusResolver, key: dg.AssetKey, partition) -> str | None:
@@ -145,11 +128,13 @@ class Refresher:
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, collections: list[str],
                  variants: list[str], selection: set[dg.AssetKey] | None = None,
-                 say: Callable[[str], None] = print, verbose: bool = False):
+                 say: Callable[[str], None] = print, verbose: bool = False,
+                 execution: ExecutionSettings | None = None, config_file: str = ""):
         self.defs, self.instance, self.say = defs, instance, say
-        # The terminal gets rr's own progress lines; Dagster's DEBUG event stream goes to the run's
-        # event log (the UI shows it), and to the terminal too when verbose.
-        self.run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
+        self.execution = execution or ExecutionSettings()
+        self.config_file = config_file  # what a child process rebuilds the definitions from
+        self.run_config = run_config(self.execution, verbose)
+        self.observe_config = run_config(ExecutionSettings(), verbose)
         self.collections, self.variants = collections, variants
         self.graph = defs.resolve_asset_graph()
         self.selection = selection
@@ -162,11 +147,8 @@ class Refresher:
     def observe_sources(self) -> None:
         """Observe the collections' and prompt variants' files: new data versions where they changed."""
         for name in (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, OBSERVE_ANSWERS_JOB):
-            self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, tags=self._tags(),
-                                                               run_config=self.run_config)
-
-    def _tags(self) -> dict[str, str]:
-        return {RUN_PID_TAG: str(os.getpid()), RUN_HOST_TAG: socket.gethostname()}
+            self.defs.resolve_job_def(name).execute_in_process(instance=self.instance, tags=run_tags(),
+                                                               run_config=self.observe_config)
 
     def _partitions(self, key: dg.AssetKey) -> list:
         partitions_def = self.graph.get(key).partitions_def
@@ -250,46 +232,75 @@ class Refresher:
         return value is not None and not value
 
     def run(self, force: bool = False) -> bool:
-        """Materialise what is missing or stale, step by step; stops at the first failure. A
-        candidate that does not beat the registry's champion is reported, not a failure. A step
-        interrupted by SIGINT or SIGTERM ends the refresh with KeyboardInterrupt."""
+        """Materialise what is missing or stale, asset by asset in dependency order, the partitions
+        of one asset side by side where its pool and this machine allow; stops after the first
+        failure. A candidate that does not beat the registry's champion is reported, not a
+        failure. A step interrupted by SIGINT or SIGTERM ends the refresh with KeyboardInterrupt."""
         for keys in self._units():
+            steps = []
+            resolver = _resolver(self.instance, self.graph)
             for partition in self._partitions(keys[0]):
-                reason = "forced (--force)" if force else why_stale(_resolver(self.instance, self.graph), keys[0], partition)
+                reason = "forced (--force)" if force else why_stale(resolver, keys[0], partition)
                 if reason is None:
                     continue
                 if self._promotion_blocked(keys, partition):
                     self.say(f"{Step(keys, partition, '').label}: the champion stays (the candidate did not beat it)")
                     continue
-                step = Step(keys, partition, reason)
-                pool = self.defs.get_assets_def(keys[0]).op.pool
-                if pool:
-                    wait_for_pool_slot(self.instance, pool, step.label, self.say)
-                job = self.jobs[keys[0]]
-                result = job.execute_in_process(instance=self.instance, partition_key=partition, asset_selection=list(keys),
-                                                raise_on_error=False, tags=self._tags(), run_config=self.run_config)
-                if result.success:
-                    self.say(f"{step.label}: done ({reason}; dagster run {result.run_id})")
-                    if keys == (CHAMPION_ASSET,) and not _metadata_of(result)["promoted"].value:
-                        self.say("  the champion stays: the alias moved since this candidate's check, "
-                                 "to a version it does not beat")
-                    for warning in failed_checks(result):
-                        self.say(f"  warning: {warning}")
-                    continue
-                if self._champion_kept(result):
-                    self.say(f"{step.label}: done; the champion stays (the candidate did not beat it on the dev slice)")
-                    continue
-                if _interrupted(result):
-                    self.say(f"{step.label}: INTERRUPTED ({reason}; dagster run {result.run_id})")
-                    raise KeyboardInterrupt
-                self.say(f"{step.label}: FAILED ({reason}; dagster run {result.run_id})")
+                steps.append(Step(keys, partition, reason))
+            if steps and not self._run_unit(steps):
                 return False
         return True
 
-    @staticmethod
-    def _champion_kept(result) -> bool:
-        """The run failed only because the blocking beats_champion check did not pass."""
-        failed = _failed_evaluations(result)
-        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        return bool(failed) and all(check.check_name == CHAMPION_CHECK for check in failed) and \
-            all(e.step_key == "champion_candidate" for e in failures)
+    def _run_unit(self, steps: list[Step]) -> bool:
+        """Run the steps of one asset (its stale partitions); False after a failure."""
+        keys = steps[0].keys
+        pool = self.defs.get_assets_def(keys[0]).op.pool
+        job = self.jobs[keys[0]]
+        parallel = self.execution.parallel_runs or available_parallelism()
+        if pool:
+            wait_for_pool_slot(self.instance, pool, steps[0].label, self.say)
+            info = self.instance.event_log_storage.get_concurrency_info(pool)
+            if info.limit is not None:
+                parallel = min(parallel, info.limit - len(info.claimed_slots))
+        if parallel <= 1 or len(steps) == 1 or not self.config_file:
+            for number, step in enumerate(steps):
+                if pool and number:
+                    wait_for_pool_slot(self.instance, pool, step.label, self.say)
+                outcome = execute(job, keys, step.partition, self.instance, self.run_config, run_tags())
+                if not self._report(step, outcome):
+                    return False
+            return True
+        self.say(f"{keys[0].to_user_string()}: {len(steps)} partitions, {parallel} at a time, each in a process of its own")
+        runs = [step_run(self.config_file, job, keys, step.partition, self.run_config) for step in steps]
+        ok = True
+
+        def done(index: int, outcome: RunOutcome | None) -> bool:
+            nonlocal ok
+            if outcome is None:
+                self.say(f"{steps[index].label}: FAILED (its process died without a result)")
+                ok = False
+            else:
+                ok = self._report(steps[index], outcome) and ok
+            return ok
+
+        execute_side_by_side(runs, parallel, done)
+        return ok
+
+    def _report(self, step: Step, outcome: RunOutcome) -> bool:
+        """Say how a step's run ended; False when it failed."""
+        if outcome.success:
+            self.say(f"{step.label}: done ({step.reason}; dagster run {outcome.run_id})")
+            if outcome.promoted is False:
+                self.say("  the champion stays: the alias moved since this candidate's check, "
+                         "to a version it does not beat")
+            for warning in outcome.failed_checks:
+                self.say(f"  warning: {warning}")
+            return True
+        if outcome.champion_kept:
+            self.say(f"{step.label}: done; the champion stays (the candidate did not beat it on the dev slice)")
+            return True
+        if outcome.interrupted:
+            self.say(f"{step.label}: INTERRUPTED ({step.reason}; dagster run {outcome.run_id})")
+            raise KeyboardInterrupt
+        self.say(f"{step.label}: FAILED ({step.reason}; dagster run {outcome.run_id})")
+        return False

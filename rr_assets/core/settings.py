@@ -4,6 +4,7 @@ reads them from YAML, the Dagster resources hold them and the stage code takes t
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Literal
 
 
 def setting(default, help: str):
@@ -138,3 +139,15 @@ class ExplainSettings:
     batch_size: int = setting(8, "pairs generated at once")
     quality_pairs: int = setting(40, "held-out pairs whose explanations are scored against the teacher's reasons "
                                      "(BLEU, ROUGE-L), for variants that hold reasons out")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    executor: Literal["in_process", "multiprocess", "celery"] = setting(
+        "in_process", "Dagster executor of each run: in_process, multiprocess (each step in a process of its own) or "
+                      "celery (each step on a worker of a Celery cluster, `celery -A dagster_celery.app worker`)")
+    parallel_runs: int = setting(0, "partitions of one asset materialised side by side, each its own Dagster run in a "
+                                    "process of its own, within the asset's pool; 0 = as this machine's cores and free "
+                                    "memory allow; 1 = one at a time, in the rr process")
+    celery_broker: str = setting("redis://localhost:6379/0", "the Celery broker (and result backend) of the celery "
+                                                              "executor; RR_CELERY_BROKER in the environment overrides it")
