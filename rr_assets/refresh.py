@@ -271,6 +271,7 @@ class Refresher:
                     return False
             return True
         self.say(f"{keys[0].to_user_string()}: {len(steps)} partitions, {parallel} at a time, each in a process of its own")
+        self.defs.resources["tracker"].prepare()
         runs = [step_run(self.config_file, job, keys, step.partition, self.run_config) for step in steps]
         ok = True
 

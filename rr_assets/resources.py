@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dagster as dg
+from mlflow.tracking import MlflowClient
 
 from rr_assets.core.collections import Collection, CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
@@ -22,7 +23,7 @@ from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
 from rr_assets.core.registry import StudentRegistry
 from rr_assets.core.settings import StudentSettings, TeacherSettings
 from rr_assets.core.teacher import Progress, RequestCache, Teacher, TeacherEndpoint, TeacherUsage
-from rr_assets.core.tracking import TrackedRun, mlflow_run
+from rr_assets.core.tracking import TrackedRun, experiment_id, mlflow_run
 from rr_assets.core.warehouse import Warehouse
 
 
@@ -159,6 +160,10 @@ class Tracker(dg.ConfigurableResource):
 
     def registry(self) -> StudentRegistry:
         return StudentRegistry(self.tracking_uri)
+
+    def prepare(self) -> None:
+        """Create the store and the experiment now, before runs that would race to."""
+        experiment_id(MlflowClient(self.tracking_uri), self.experiment)
 
 
 def progress_logger(context, what: str, every_s: float = 15.0):

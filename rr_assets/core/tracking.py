@@ -37,15 +37,20 @@ class TrackedRun:
         self.client.log_artifact(self.run_id, str(path), folder)
 
 
+def experiment_id(client: MlflowClient, experiment: str) -> str:
+    """The experiment's id; it is created (with the store's tables) if it does not exist. Runs
+    that create a new store at once race in MLflow's migrations: `rr run` calls this first."""
+    found = client.get_experiment_by_name(experiment)
+    return found.experiment_id if found else client.create_experiment(
+        experiment, artifact_location=artifact_root(client.tracking_uri))
+
+
 @contextmanager
 def mlflow_run(tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[TrackedRun]:
     """Open a run; it ends FINISHED, or FAILED if the block raises."""
     client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifact_root(tracking_uri))
-    )
-    run = client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in tags.items()})
+    run = client.create_run(experiment_id(client, experiment), run_name=run_name,
+                            tags={k: str(v) for k, v in tags.items()})
     try:
         yield TrackedRun(client, run.info.run_id)
     except BaseException:

@@ -1,6 +1,7 @@
 """`rr run` processes as a user sees them: a second run waits for a busy pool asleep, a waiting run
-killed with SIGKILL leaves nothing behind, and SIGINT stops a run mid-teacher or mid-training within
-seconds with its Dagster run marked failed, its pool slots freed and its llama.cpp server gone. The
+killed with SIGKILL leaves nothing behind, and SIGINT or SIGTERM stops a run mid-teacher (one
+partition, or two side by side in child processes), mid-training or mid-scoring within seconds,
+with its Dagster runs marked failed, its pool slots freed and no process of its own left. The
 terminal shows rr's lines, not Dagster's DEBUG event stream."""
 
 import json
@@ -17,7 +18,7 @@ import dagster as dg
 import psutil
 import pytest
 
-from tests.conftest import PROJECT_ROOT, write_config
+from tests.conftest import DEMO_DIR, PROJECT_ROOT, write_config
 from tests.integration.test_imported_teacher import answer_lines
 
 pytestmark = pytest.mark.e2e
@@ -126,5 +127,61 @@ def test_sigterm_stops_a_run_mid_training(tmp_path):
     instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
     [run] = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": "demo|imported"}), limit=1)
     assert run.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    student_pool = instance.event_log_storage.get_concurrency_info("student")
+    assert not student_pool.claimed_slots and not student_pool.pending_steps
+
+
+def test_sigint_stops_two_partitions_running_side_by_side(tmp_path, teacher_url):
+    """Two teacher URLs (one server under two names) take two teacher steps at once: the prompt
+    variants' judgments run side by side, each in a child process; SIGINT ends both."""
+    variants = ["default", "chat-json"]
+    config = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
+                          teacher={"base_url": teacher_url, "endpoints": [teacher_url.replace("127.0.0.1", "localhost")],
+                                   "judge_depth": 6, "train_queries": 30, "prompt_variants": variants},
+                          execution={"parallel_runs": 2})
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "RR_HOME": str(tmp_path / "home")}
+    rr = RRProcess(config, env)
+    try:
+        rr.wait_for(r"teacher_judgments: 2 partitions, 2 at a time")
+        rr.wait_for(r"teacher_judgments - \w+: \d+/\d+ new teacher requests answered")
+        children = psutil.Process(rr.process.pid).children()
+        assert sum("spawn_main" in " ".join(child.cmdline()) for child in children) == 2  # and multiprocessing's tracker
+        code, stopped_s = interrupt(rr)
+    finally:
+        rr.process.kill()
+    print(f"SIGINT to exit with two partitions running: {stopped_s:.2f} s")
+    assert code == 130 and stopped_s < 5, (code, stopped_s, rr.output[-3000:])
+    _, alive = psutil.wait_procs(children, timeout=2)
+    assert not alive
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    for variant in variants:
+        [run] = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": f"demo|{variant}"}), limit=1)
+        assert run.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    teacher_pool = instance.event_log_storage.get_concurrency_info("teacher")
+    assert teacher_pool.limit == 2 and not teacher_pool.claimed_slots and not teacher_pool.pending_steps
+
+
+def test_sigint_stops_a_run_mid_scoring(tmp_path):
+    """An imported teacher and one training step reach scoring in seconds; SIGINT there."""
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("\n".join(answer_lines(40)) + "\n")
+    config = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
+                          collections={"demo": {"path": str(DEMO_DIR), "teacher_answers": [str(answers)]}},
+                          splits={"eval_percent": 40, "dev_percent": 20}, teacher={"prompt_variants": ["imported"]},
+                          student={"max_steps": 1, "dev_queries": 2, "rerank_depth": 30, "score_batch_size": 4},
+                          rl={"enabled": False}, explain={"queries": 0, "quality_pairs": 0})
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "RR_HOME": str(tmp_path / "home")}
+    rr = RRProcess(config, env)
+    try:
+        rr.wait_for(r"student_scores - sft/score: \d+/\d+ pairs scored", timeout_s=600)
+        code, stopped_s = interrupt(rr)
+    finally:
+        rr.process.kill()
+    print(f"SIGINT mid-scoring to exit: {stopped_s:.2f} s")
+    assert code == 130 and stopped_s < 5, (code, stopped_s, rr.output[-3000:])
+    assert re.search(r"student_scores\[demo\|imported\]: INTERRUPTED", rr.output)
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": "demo|imported"}))
+    assert [r.dagster_run.status for r in runs][0] == dg.DagsterRunStatus.FAILURE  # the latest: scoring's
     student_pool = instance.event_log_storage.get_concurrency_info("student")
     assert not student_pool.claimed_slots and not student_pool.pending_steps

@@ -26,16 +26,16 @@ TEACHER_TABLES = '+key:"train_pointwise" or +key:"train_pairwise" or +key:"train
 WHERE = {"collection": "demo", "prompt_variant": "imported"}
 
 
-def answer_lines() -> list[str]:
-    """Four demo queries, each shown its best judged document among three of another subject; the
-    teacher ranks the best first (R2R's form)."""
+def answer_lines(queries: int = 4) -> list[str]:
+    """`queries` demo queries, each shown its best judged document among three of another subject;
+    the teacher ranks the best first (R2R's form)."""
     collection = demo_collection()
     best = {}
     for r in sorted(collection.qrels, key=lambda r: -r.relevance):
         best.setdefault(r.query_id, r.doc_id)
     docs = sorted(d.doc_id for d in collection.documents)
     lines = []
-    for i, query_id in enumerate(sorted(best)[:4]):
+    for i, query_id in enumerate(sorted(best)[:queries]):
         others = [d for d in docs if not d.startswith(best[query_id].split("-")[0])][i * 3: i * 3 + 3]
         lines.append(json.dumps({"query_id": query_id, "shown": [others[0], best[query_id], *others[1:]],
                                  "ranking": [best[query_id], *others],
