@@ -96,7 +96,27 @@ def _collection(path: Path, name: str, spec) -> CollectionSource:
     named = [s for s in (source.train_split, source.eval_split, source.dev_split) if s]
     if len(named) != len(set(named)):
         raise ConfigError(f"{where}: train_split, eval_split and dev_split must differ")
+    _check_files(where, source)
     return source
+
+
+def _check_files(where: str, source: CollectionSource) -> None:
+    """What a collection names exists: its folder, a qrels file per named split, its run and its
+    teacher answer files (found now, not after the teacher stage has been paid for)."""
+    folder = Path(source.path)
+    if not folder.is_dir():
+        raise ConfigError(f"{where}.path: {folder} is not a folder")
+    for key in ("train_split", "eval_split", "dev_split"):
+        split = getattr(source, key)
+        if split and not (folder / "qrels" / f"{split}.tsv").is_file():
+            found = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+            raise ConfigError(f"{where}.{key}: no qrels file {folder / 'qrels' / f'{split}.tsv'} "
+                              f"(splits there: {found or 'none'}; \"\" for none)")
+    for key, files in (("first_stage_run", [source.first_stage_run] if source.first_stage_run else []),
+                       ("teacher_answers", source.teacher_answers)):
+        for file in files:
+            if not Path(file).is_file():
+                raise ConfigError(f"{where}.{key}: {file} does not exist")
 
 
 def _check_links(path: Path, sources: tuple[CollectionSource, ...]) -> None:

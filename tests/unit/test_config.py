@@ -15,6 +15,9 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"  # /work/shared/data
 
 
 def write(tmp_path, text: str) -> Path:
+    """A config file beside a collection folder with a `test` qrels split (`path: .`)."""
+    (tmp_path / "qrels").mkdir(exist_ok=True)
+    (tmp_path / "qrels" / "test.tsv").write_text("")
     path = tmp_path / "c.yaml"
     path.write_text(text)
     return path
@@ -67,14 +70,15 @@ def test_msmarco_dl19_config_trains_on_r2r_selects_on_dev600_and_evaluates_dl19(
     ("{x: {path: ., teacher_answers: a.jsonl}}", "teacher_answers: expected a list of file paths"),
 ])
 def test_links_between_collections_are_checked_at_load(tmp_path, links, message):
-    path = tmp_path / "c.yaml"
-    path.write_text(f"collections: {links}\n")
     with pytest.raises(ConfigError, match=message):
-        load_config(path)
+        load_config(write(tmp_path, f"collections: {links}\n"))
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
-    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "runs").mkdir(parents=True)
+    (tmp_path / "sub" / "runs" / "x.trec").write_text("")
+    (tmp_path / "data" / "x").mkdir(parents=True)
+    write(tmp_path / "data" / "x", "")
     path = tmp_path / "sub" / "c.yaml"
     path.write_text("collections:\n  x: {path: ../data/x, first_stage_run: runs/x.trec, first_stage_name: splade}\n")
     x = load_config(path).collection("x")
@@ -165,3 +169,15 @@ def test_per_variant_budgets_override_only_budget_keys():
     assert settings.for_variant("grounded").train_queries == 150
     with pytest.raises(ValueError, match=r"teacher.per_variant.x: only .* not \['model'\]"):
         TeacherSettings(per_variant={"x": {"model": "other"}}).for_variant("x")
+
+
+@pytest.mark.parametrize("collection, message", [
+    ("{path: missing}", r"c.yaml: collections.x.path: .*missing is not a folder"),
+    ("{path: ., eval_split: dev}", r"c.yaml: collections.x.eval_split: no qrels file .*dev.tsv \(splits there: \['test'\]"),
+    ("{path: ., train_split: train}", r"c.yaml: collections.x.train_split: no qrels file .*train.tsv"),
+    ("{path: ., first_stage_run: bm25.trec}", r"c.yaml: collections.x.first_stage_run: .*bm25.trec does not exist"),
+    ("{path: ., teacher_answers: [gpt.jsonl]}", r"c.yaml: collections.x.teacher_answers: .*gpt.jsonl does not exist"),
+])
+def test_a_missing_folder_split_run_or_answer_file_fails_at_load_naming_the_key(tmp_path, collection, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, f"collections: {{x: {collection}}}\n"))
