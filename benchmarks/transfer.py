@@ -22,8 +22,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from rr_assets.assets.benchmark import nested
 from rr_assets.config import load_config
+from rr_assets.core.metrics import nested
 from rr_assets.core.reports import results_table, significance
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems

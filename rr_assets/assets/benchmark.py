@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from rr_assets.config import RESOURCES_DIR
+from rr_assets.core.metrics import nested
 from rr_assets.core.model_card import CARD_FILE, figure
 from rr_assets.core.prompts import list_variants
 from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
@@ -24,14 +25,6 @@ PUBLISHED_FIGURES = RESOURCES_DIR / "published_figures.yaml"
 COSTED_ASSETS = ("corpus", "bm25_index", "first_stage_candidates", "splits", "teacher_judgments", "teacher_comparisons",
                  "teacher_rankings", "teacher_injection_probe", "train_pointwise", "student_checkpoint",
                  "student_rl_checkpoint", "student_scores")
-
-
-def nested(frame: pd.DataFrame, value: str, cast=float) -> dict:
-    """{query_id: {doc_id: value}} from a frame with query_id and doc_id columns."""
-    result: dict = {}
-    for row in frame.itertuples():
-        result.setdefault(row.query_id, {})[row.doc_id] = cast(getattr(row, value))
-    return result
 
 
 def _named(kind: str, variant: str, primary: str) -> str:

@@ -11,16 +11,15 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from rr_assets.core.explanation_quality import ExplanationQuality, explanation_quality
 from rr_assets.core.model_card import CARD_FILE, STUDENT_FILE, write_card
 from rr_assets.core.models import file_sha256
 from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
 from rr_assets.core.rl import GRPORefiner
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.settings import ExplainSettings, RLSettings, StudentSettings
-from rr_assets.core.student_model import StudentExample, choose_precision
-from rr_assets.core.training import DevSet, StudentTrainer, dev_ndcg
-from rr_assets.core.warehouse import Warehouse
+from rr_assets.core.student_data import dev_set, held_out_explanation_quality, reasoning_targets, training_examples
+from rr_assets.core.student_model import choose_precision
+from rr_assets.core.training import StudentTrainer, dev_ndcg
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions
 from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
 
@@ -41,54 +40,6 @@ def student_base_model(base: dg.ResourceParam[StudentBase]) -> dg.MaterializeRes
 
 def checkpoint_name(collection: str, variant: str, stage: str = "sft") -> str:
     return f"{collection}-{variant}" if stage == "sft" else f"{collection}-{variant}-{stage}"
-
-
-def dev_set(warehouse: Warehouse, collection: str, student: StudentSettings) -> DevSet | None:
-    """The dev slice's top candidates and qrels (None when the collection has no dev queries)."""
-    rows = warehouse.query("ranked_candidates", {"collection": collection, "split": "dev", "depth": student.rerank_depth,
-                                                  "queries": student.dev_queries})
-    if rows.empty:
-        return None
-    qrels: dict[str, dict[str, int]] = {}
-    for r in warehouse.query("split_qrels", {"collection": collection, "split": "dev"}).itertuples():
-        qrels.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
-    candidates = {q: [(r.doc_id, r.document, float(r.score)) for r in g.itertuples()]
-                  for q, g in rows.groupby("query_id", sort=True)}
-    return DevSet(dict(zip(rows["query_id"], rows["query"])), candidates, {q: qrels.get(q, {}) for q in candidates})
-
-
-def training_examples(warehouse: Warehouse, where: dict[str, str], max_queries: int,
-                      held_out_percent: int = 0) -> list[StudentExample]:
-    """A variant's training pairs for the student (explanation "" where the teacher wrote none, or
-    where it is held out for measuring the student's explanations)."""
-    rows = warehouse.query("student_examples", {**where, "max_queries": max_queries, "held_out_percent": held_out_percent})
-    return [StudentExample(r.query_id, r.doc_id, r.query, r.document, int(r.label), r.explanation)
-            for r in rows.itertuples()]
-
-
-def reasoning_targets(warehouse: Warehouse, where: dict[str, str]) -> tuple[frozenset, dict[str, list[list[str]]]]:
-    """A variant's comparison preferences (query, preferred, other) and the teacher's listwise
-    orders of each training query, for the pairwise and listwise losses."""
-    preferences = frozenset(warehouse.query("comparison_preferences", where).itertuples(index=False, name=None))
-    orders: dict[str, list[list[str]]] = {}
-    for r in warehouse.query("teacher_orders", where).itertuples():
-        orders.setdefault(r.query_id, []).append(json.loads(r.ranked_doc_ids))
-    return preferences, orders
-
-
-def held_out_explanation_quality(warehouse: Warehouse, where: dict[str, str], held_out_percent: int, checkpoint: Path,
-                                 precision, explain: ExplainSettings) -> ExplanationQuality | None:
-    """The trained student's explanations (explain mode) of held-out pairs against the teacher's
-    reasons for them; None when the variant holds none out."""
-    if held_out_percent <= 0 or explain.quality_pairs <= 0:
-        return None
-    rows = warehouse.query("held_out_reasons", {**where, "held_out_percent": held_out_percent,
-                                                "pairs": explain.quality_pairs})
-    if rows.empty:
-        return None
-    explained = StudentReranker(checkpoint, precision).explain(list(zip(rows["query"], rows["document"])),
-                                                               explain.max_new_tokens, explain.batch_size)
-    return explanation_quality([e for e, _ in explained], list(rows["explanation"]))
 
 
 def imported_models(files) -> str:

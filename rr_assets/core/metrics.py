@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import ir_measures
 import numpy as np
+import pandas as pd
 from ir_measures import RR, R, nDCG
 from scipy import stats
 
@@ -72,3 +73,11 @@ def compare(system: dict[str, float], baseline: dict[str, float], permutations: 
     observed = abs(diff.mean())
     p_random = float((np.abs((signs * diff).mean(axis=1)) >= observed - 1e-12).sum() + 1) / (permutations + 1)
     return Comparison(len(queries), wins, len(queries) - wins - losses, losses, float(diff.mean()), p_t, p_random)
+
+
+def nested(frame: pd.DataFrame, value: str, cast=float) -> dict:
+    """{query_id: {doc_id: value}} from a frame with query_id and doc_id columns."""
+    result: dict = {}
+    for row in frame.itertuples():
+        result.setdefault(row.query_id, {})[row.doc_id] = cast(getattr(row, value))
+    return result
