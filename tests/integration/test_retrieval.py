@@ -24,3 +24,9 @@ def test_rebuilding_replaces_the_index(tmp_path):
     collection = demo_collection()
     build_index(collection.documents, tmp_path / "index")
     assert build_index(collection.documents[:7], tmp_path / "index") == 7
+    kept, dropped = collection.documents[0], collection.documents[-1]
+    hits = search(tmp_path / "index", [Query("kept", f"{kept.title} {kept.text}"),
+                                       Query("dropped", f"{dropped.title} {dropped.text}")], depth=100, k1=0.9, b=0.4)
+    found = {h.doc_id for h in hits}
+    assert found <= {d.doc_id for d in collection.documents[:7]} and kept.doc_id in found
+    assert dropped.doc_id not in found

@@ -95,11 +95,16 @@ def test_several_teacher_orders_of_a_query_each_train_and_are_averaged():
     assert target == "teacher_order" and loss.item() == pytest.approx(expected.item())
 
 
-def test_losses_have_gradients():
+def test_the_losses_gradients_raise_the_better_documents_and_a_step_lowers_them():
     scores = torch.tensor([0.5, 0.2, 0.1], requires_grad=True)
+    labels = torch.tensor([0, 1, 2])  # d2 is the best and scores lowest
     better = preference_matrix(group([0, 1, 2]), frozenset())
-    (pairwise_loss(scores, better) + listwise_label_loss(scores, torch.tensor([0, 1, 2]))).backward()
-    assert scores.grad is not None and scores.grad.abs().sum() > 0
+    loss = pairwise_loss(scores, better) + listwise_label_loss(scores, labels)
+    loss.backward()
+    assert scores.grad[2] < 0 < scores.grad[0]  # descent raises the best document and lowers the worst
+    with torch.no_grad():
+        stepped = scores - 0.1 * scores.grad
+        assert pairwise_loss(stepped, better) + listwise_label_loss(stepped, labels) < loss
 
 
 def test_expected_label():
