@@ -9,11 +9,8 @@ from dagster._core.definitions.data_version import extract_data_version_from_ent
 
 from rr_assets.core.collections import CollectionSource, source_fingerprint
 from rr_assets.core.prompts import list_variants, load_variant
+from rr_assets.jobs import COLLECTION_JOB, OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB
 from rr_assets.partitions import collection_partitions, prompt_variant_partitions
-
-OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB = "rr_observe_collections", "rr_observe_prompts"
-OBSERVE_ANSWERS_JOB = "rr_observe_teacher_answers"
-COLLECTION_JOB = "rr_collection"
 
 
 def observed_versions(instance: dg.DagsterInstance, asset: str, partitions: list[str]) -> dict[str, str | None]:

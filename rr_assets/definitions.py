@@ -21,10 +21,6 @@ from dagster_celery import celery_executor
 from rr_assets.assets import benchmark, candidates, corpus, index, prompts, student, teacher
 from rr_assets.assets.training_tables import build_sql_model_assets
 from rr_assets.automation import (
-    COLLECTION_JOB,
-    OBSERVE_ANSWERS_JOB,
-    OBSERVE_COLLECTIONS_JOB,
-    OBSERVE_PROMPTS_JOB,
     REFRESH_WHEN_INPUTS_CHANGE,
     automation_sensor,
     build_collection_sensor,
@@ -33,15 +29,20 @@ from rr_assets.automation import (
 )
 from rr_assets.checks import all_checks
 from rr_assets.config import DEMO_CONFIG, RRConfig, load_config
+from rr_assets.jobs import (
+    BASE_MODEL_JOB,
+    COLLECTION_JOB,
+    OBSERVE_ANSWERS_JOB,
+    OBSERVE_COLLECTIONS_JOB,
+    OBSERVE_PROMPTS_JOB,
+    REPORT_JOB,
+    VARIANT_JOB,
+)
 from rr_assets.partitions import collection_partitions, collection_variant_partitions
 from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
 
 # Package data (pyproject.toml), so an installed rr finds its models; the top-level dbt_like_sql/ links here.
 SQL_MODELS_DIR = Path(__file__).resolve().parent / "dbt_like_sql"
-BASE_MODEL_JOB, VARIANT_JOB, REPORT_JOB = "rr_base_model", "rr_teacher_and_student", "rr_report"
-# The pipeline in phases, one job per partitioning (a Dagster run has one partition key).
-PHASES = (OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB, OBSERVE_ANSWERS_JOB, COLLECTION_JOB, BASE_MODEL_JOB, VARIANT_JOB,
-          REPORT_JOB)
 
 
 def build_resources(config: RRConfig) -> dict[str, object]:
@@ -145,15 +146,23 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_config(os.environ.get("RR_CONFIG") or DEMO_CONFIG))
-
-
 @functools.cache
 def _definitions_of(config_file: str) -> dg.Definitions:
     return build_definitions(load_config(config_file))
 
 
+def _config_file() -> str:
+    return os.environ.get("RR_CONFIG") or str(DEMO_CONFIG)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The graph of the config that RR_CONFIG names (default: the demo), built when Dagster's tools
+    load this code location, not when the module is imported."""
+    return _definitions_of(_config_file())
+
+
 def job_named(name: str) -> dg.JobDefinition:
     """A job of the definitions of RR_CONFIG, as it names the config now: what an out-of-process
     executor rebuilds a run's job from, in every process (a reconstructable pointer here)."""
-    return _definitions_of(os.environ.get("RR_CONFIG") or str(DEMO_CONFIG)).resolve_job_def(name)
+    return _definitions_of(_config_file()).resolve_job_def(name)

@@ -17,9 +17,16 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, Temp
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCauseCategory, StaleStatus
 from dagster._time import get_current_datetime
 
-from rr_assets.automation import COLLECTION_JOB, OBSERVE_ANSWERS_JOB, OBSERVE_COLLECTIONS_JOB, OBSERVE_PROMPTS_JOB
 from rr_assets.core.settings import ExecutionSettings
-from rr_assets.definitions import BASE_MODEL_JOB, REPORT_JOB, VARIANT_JOB
+from rr_assets.jobs import (
+    BASE_MODEL_JOB,
+    COLLECTION_JOB,
+    OBSERVE_ANSWERS_JOB,
+    OBSERVE_COLLECTIONS_JOB,
+    OBSERVE_PROMPTS_JOB,
+    REPORT_JOB,
+    VARIANT_JOB,
+)
 from rr_assets.partitions import collection_partitions, collection_variant_partitions, latest_metadata, variant_key
 from rr_assets.runs import (
     CHAMPION_CHECK,

@@ -25,7 +25,7 @@ import rr_assets
 from rr_assets.core.sql_models import load_data_tests
 from rr_assets.core.warehouse import SCHEMA_SQL
 from rr_assets.definitions import SQL_MODELS_DIR, defs
-keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+keys = {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
 print(json.dumps({"package": rr_assets.__file__, "models_dir": str(SQL_MODELS_DIR), "schema": str(SCHEMA_SQL),
                   "schema_is_file": SCHEMA_SQL.is_file(), "models": sorted(p.stem for p in SQL_MODELS_DIR.glob("*.sql")),
                   "data_tests": len(load_data_tests(SQL_MODELS_DIR)), "assets": sorted(keys)}))

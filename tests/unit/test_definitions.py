@@ -4,7 +4,8 @@ import dagster as dg
 import pytest
 
 from rr_assets.config import DEMO_CONFIG, load_config
-from rr_assets.definitions import PHASES, build_definitions, code_versions
+from rr_assets.definitions import build_definitions, code_versions
+from rr_assets.jobs import PHASES
 
 pytestmark = pytest.mark.unit
 
