@@ -203,8 +203,13 @@ def teacher_judgments(context: dg.AssetExecutionContext, home: RRHome, teacher: 
     """Direct relevance reasoning on training and evaluation queries: an explanation, then a graded
     label; a grounded variant is shown the training qrels label of a training pair and explains it.
     Imported: each ranked passage's label from its rank, its explanation from the teacher's reasons."""
-    if teacher.variant(collection_and_variant(context)[1]).imported:
+    collection, variant_name = collection_and_variant(context)
+    if teacher.variant(variant_name).imported:
         return imported_answers(context, home, teacher, tracker, collections, "teacher_judgments")
+    if teacher.variant(variant_name).grounded and not collections.source(collection).qrels_splits:
+        raise dg.Failure(f"prompt variant {variant_name!r} explains the qrels grades of training pairs, but collection "
+                         f"{collection!r} has no qrels (no train, eval or dev split): give it a split, or use a variant "
+                         "that asks the teacher for its labels or imports a teacher's answers")
     with teacher_run(context, home, teacher, tracker, "direct") as run:
         rows = judge_pairs(home, run, teacher)
         variant = run.teacher.variant

@@ -4,21 +4,22 @@ imported; a changed file makes exactly the imported teacher partitions stale."""
 
 import json
 import os
+import shutil
 from dataclasses import replace
 
 import dagster as dg
 import pytest
 
-from rr_assets.assets.student import reasoning_targets, training_examples
 from rr_assets.cli import materialize
 from rr_assets.config import load_config
 from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.student_data import reasoning_targets, training_examples
 from rr_assets.core.student_model import choose_precision
 from rr_assets.core.training import StudentTrainer
 from rr_assets.core.warehouse import Warehouse
 from rr_assets.definitions import build_definitions
 from rr_assets.refresh import Refresher
-from tests.conftest import PROJECT_ROOT, demo_collection, write_config
+from tests.conftest import DEMO_DIR, PROJECT_ROOT, demo_collection, write_config
 from tests.integration.test_student import LABELS, SETTINGS
 
 pytestmark = pytest.mark.integration
@@ -114,3 +115,21 @@ def test_held_out_reasons_never_train_and_are_the_references(imported):
     assert len(trained) == len(references) == 4
     assert set(references["explanation"]) == {"It explains the cause the query asks about."}
     assert warehouse.query("held_out_reasons", {**WHERE, "held_out_percent": 0, "pairs": 10}).empty
+
+
+def test_a_grounded_variant_on_a_collection_without_qrels_fails_before_any_teacher_call(tmp_path, monkeypatch):
+    folder = tmp_path / "unjudged"
+    folder.mkdir()
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        shutil.copy(DEMO_DIR / name, folder / name)
+    path = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
+                        collections={"demo": {"path": str(folder), "eval_split": ""}},
+                        teacher={"base_url": "http://127.0.0.1:9/v1", "prompt_variants": ["grounded"]})
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    assert not materialize(load_config(path), selection='key:"teacher_judgments"')
+    instance = dg.DagsterInstance.get()
+    [run] = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": "demo|grounded"}), limit=1)
+    [failure] = [e.dagster_event for e in instance.all_logs(run.dagster_run.run_id)
+                 if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"]
+    assert "collection 'demo' has no qrels" in failure.step_failure_data.error.message

@@ -55,7 +55,7 @@ def test_table_hash_follows_content_not_order(tmp_path):
 
 def test_training_pairs_without_an_explanation_get_an_empty_one(tmp_path):
     """A NULL explanation must not reach the student as the text 'nan' (it then learns to write it)."""
-    from rr_assets.assets.student import training_examples
+    from rr_assets.core.student_data import training_examples
 
     warehouse = Warehouse(tmp_path / "w.duckdb")
     with warehouse.connect() as con:
