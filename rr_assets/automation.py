@@ -5,7 +5,6 @@ conditions under which stale downstream assets refresh themselves."""
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.data_version import extract_data_version_from_entry
 
 from rr_assets.core.collections import CollectionSource, source_fingerprint
 from rr_assets.core.prompts import list_variants, load_variant
@@ -18,8 +17,7 @@ def observed_versions(instance: dg.DagsterInstance, asset: str, partitions: list
     versions = {}
     for partition in partitions:
         record = instance.get_latest_data_version_record(dg.AssetKey(asset), is_source=True, partition_key=partition)
-        version = extract_data_version_from_entry(record.event_log_entry) if record else None
-        versions[partition] = version.value if version else None
+        versions[partition] = record.event_log_entry.asset_observation.data_version if record else None
     return versions
 
 

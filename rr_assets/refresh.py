@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 import psutil
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleCauseCategory, StaleStatus
-from dagster._time import get_current_datetime
 
 from rr_assets.core.settings import ExecutionSettings
+from rr_assets.dagster_internals import StaleCauseCategory, StaleStatus, stale_resolver
 from rr_assets.jobs import (
     BASE_MODEL_JOB,
     COLLECTION_JOB,
@@ -61,12 +59,6 @@ class Step:
         return "+".join(k.to_user_string() for k in self.keys) + _partition_label(self.partition)
 
 
-def _resolver(instance: dg.DagsterInstance, asset_graph) -> CachingStaleStatusResolver:
-    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-                          instance=instance, asset_graph=asset_graph)
-    return CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
-
-
 def _partition_label(key) -> str:
     if key is None:
         return ""
@@ -76,7 +68,7 @@ def _partition_label(key) -> str:
     return f"[{key}]"
 
 
-def why_stale(resolver: CachingStaleStatusResolver, key: dg.AssetKey, partition) -> str | None:
+def why_stale(resolver, key: dg.AssetKey, partition) -> str | None:
     """Why Dagster counts this asset partition as not up to date, in words; None when it is."""
     status = resolver.get_status(key, partition)
     if status == StaleStatus.FRESH:
@@ -208,7 +200,7 @@ class Refresher:
     def plan(self, force: bool = False) -> list[Step]:
         """Every step that would run, with its reason; a step below a planned one is listed as
         following it (it runs only if that step changes its data)."""
-        resolver = _resolver(self.instance, self.graph)
+        resolver = stale_resolver(self.instance, self.graph)
         planned: dict[tuple, Step] = {}
         steps = []
         for keys in self._units():
@@ -245,7 +237,7 @@ class Refresher:
         failure. A step interrupted by SIGINT or SIGTERM ends the refresh with KeyboardInterrupt."""
         for keys in self._units():
             steps = []
-            resolver = _resolver(self.instance, self.graph)
+            resolver = stale_resolver(self.instance, self.graph)
             for partition in self._partitions(keys[0]):
                 reason = "forced (--force)" if force else why_stale(resolver, keys[0], partition)
                 if reason is None:
