@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from rr_assets.config import load_config
+from rr_assets.core.compared_systems import FirstStage, ScoredReranker, evaluate_systems
 from rr_assets.core.fusion import fuse
 from rr_assets.core.metrics import nested
 from rr_assets.core.prompts import load_variant
@@ -33,7 +34,6 @@ from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_data import dev_set, reasoning_targets, training_examples
 from rr_assets.core.student_model import choose_precision
-from rr_assets.core.systems import FirstStage, ScoredReranker, evaluate_systems
 from rr_assets.core.training import StudentTrainer
 from rr_assets.core.warehouse import Warehouse
 from rr_assets.resources import StudentBase

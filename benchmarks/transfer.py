@@ -23,10 +23,10 @@ import duckdb
 import pandas as pd
 
 from rr_assets.config import load_config
+from rr_assets.core.compared_systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems
 from rr_assets.core.metrics import nested
 from rr_assets.core.reports import results_table, significance
 from rr_assets.core.scoring import StudentReranker
-from rr_assets.core.systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems
 from rr_assets.core.warehouse import Warehouse
 
 

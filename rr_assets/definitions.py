@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_celery import celery_executor
 
-from rr_assets.assets import benchmark, candidates, corpus, index, prompts, student, teacher
+from rr_assets.assets import candidates, corpus, index, prompts, report, student, teacher
 from rr_assets.assets.training_tables import build_sql_model_assets
 from rr_assets.automation import (
     REFRESH_WHEN_INPUTS_CHANGE,
@@ -109,7 +109,7 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
         index.bm25_index, candidates.first_stage_candidates, teacher.teacher_judgments, teacher.teacher_comparisons,
         teacher.teacher_rankings, teacher.teacher_injection_probe, *sql_assets, student.student_checkpoint,
         student.student_rl_checkpoint, student.student_scores, student.champion_candidate, student.champion,
-        benchmark.benchmark_report,
+        report.benchmark_report,
     ]
     versions = code_versions(config)
     assets = [
@@ -122,17 +122,17 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
     def keys_partitioned_by(partitions_def) -> list[dg.AssetKey]:
         return [key for a in assets if a.partitions_def == partitions_def for key in a.keys]
 
-    report = [benchmark.benchmark_report.key]
+    report_keys = [report.benchmark_report.key]
     jobs = [
         dg.define_asset_job(OBSERVE_COLLECTIONS_JOB, selection=dg.AssetSelection.assets(corpus.collection_files.key)),
         dg.define_asset_job(OBSERVE_PROMPTS_JOB, selection=dg.AssetSelection.assets(prompts.prompt_templates.key)),
         dg.define_asset_job(OBSERVE_ANSWERS_JOB, selection=dg.AssetSelection.assets(teacher.teacher_answer_files.key)),
         dg.define_asset_job(COLLECTION_JOB, selection=dg.AssetSelection.assets(
-            *[k for k in keys_partitioned_by(collection_partitions) if k not in report])),
+            *[k for k in keys_partitioned_by(collection_partitions) if k not in report_keys])),
         dg.define_asset_job(BASE_MODEL_JOB, selection=dg.AssetSelection.assets(student.student_base_model)),
         dg.define_asset_job(VARIANT_JOB, selection=dg.AssetSelection.assets(
             *keys_partitioned_by(collection_variant_partitions))),
-        dg.define_asset_job(REPORT_JOB, selection=dg.AssetSelection.assets(*report)),
+        dg.define_asset_job(REPORT_JOB, selection=dg.AssetSelection.assets(*report_keys)),
     ]
     return dg.Definitions(
         assets=[*sources, *assets],

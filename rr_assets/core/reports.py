@@ -11,8 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rr_assets.core.compared_systems import SystemResult  # noqa: E402
 from rr_assets.core.metrics import MEASURES  # noqa: E402
-from rr_assets.core.systems import SystemResult  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 
 import openai
 
-from rr_assets.core.candidate_sampling import ComparisonPair, sliding_windows
-from rr_assets.core.prompts import PromptVariant
-from rr_assets.core.rationale import (
+from rr_assets.core.answer_parsing import (
     ParsedDirect,
     parse_comparison,
     parse_direct,
@@ -26,6 +24,8 @@ from rr_assets.core.rationale import (
     parse_ranking,
     verdict_missing,
 )
+from rr_assets.core.candidate_sampling import ComparisonPair, sliding_windows
+from rr_assets.core.prompts import PromptVariant
 from rr_assets.core.warehouse import Warehouse
 
 

@@ -63,10 +63,10 @@ def current() -> dict[str, dict]:
     """Asset → its declared code version and the fingerprints of its code."""
     import dagster as dg
 
-    from rr_assets.assets import benchmark, candidates, corpus, index, student, teacher
+    from rr_assets.assets import candidates, corpus, index, report, student, teacher
 
     record = {}
-    for module in (benchmark, candidates, corpus, index, student, teacher):
+    for module in (report, candidates, corpus, index, student, teacher):
         for value in vars(module).values():
             if isinstance(value, dg.AssetsDefinition) and value.is_materializable:
                 for spec in value.specs:

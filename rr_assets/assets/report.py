@@ -10,12 +10,12 @@ import pandas as pd
 import yaml
 
 from rr_assets.config import RESOURCES_DIR
+from rr_assets.core.compared_systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
 from rr_assets.core.metrics import nested
 from rr_assets.core.model_card import CARD_FILE, figure
 from rr_assets.core.prompts import list_variants
 from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
 from rr_assets.core.settings import StudentSettings
-from rr_assets.core.systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
 from rr_assets.core.teacher import TeacherUsage
 from rr_assets.core.training import TrainResult
 from rr_assets.partitions import collection_partitions, latest_metadata, variant_key

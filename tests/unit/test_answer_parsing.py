@@ -1,6 +1,6 @@
 import pytest
 
-from rr_assets.core.rationale import parse_direct
+from rr_assets.core.answer_parsing import parse_direct
 
 pytestmark = pytest.mark.unit
 LABELS = (0, 1, 2)
@@ -31,7 +31,7 @@ def test_empty_explanation_is_an_error():
 
 
 def test_comparison_formats():
-    from rr_assets.core.rationale import parse_comparison
+    from rr_assets.core.answer_parsing import parse_comparison
 
     assert parse_comparison("A explains the cause; B does not.\nPreferred: A").preferred == "A"
     assert parse_comparison('{"explanation": "B is on topic.", "preferred": "b"}').preferred == "B"
@@ -40,7 +40,7 @@ def test_comparison_formats():
 
 
 def test_ranking_is_repaired_into_a_permutation():
-    from rr_assets.core.rationale import parse_ranking
+    from rr_assets.core.answer_parsing import parse_ranking
 
     clean = parse_ranking("[3] names the principle.\nRanking: [3] > [1] > [2]", 3)
     assert clean.order == [2, 0, 1] and not clean.repaired and clean.error is None
@@ -51,7 +51,7 @@ def test_ranking_is_repaired_into_a_permutation():
 
 
 def test_verdicts_are_found_in_broken_json():
-    from rr_assets.core.rationale import parse_comparison, parse_ranking
+    from rr_assets.core.answer_parsing import parse_comparison, parse_ranking
 
     broken = '{"explanation": "Docker\\\'s flag", "label": 2 }'
     parsed = parse_direct(broken, LABELS)
@@ -62,14 +62,14 @@ def test_verdicts_are_found_in_broken_json():
 
 
 def test_grounded_explanation_keeps_the_given_label():
-    from rr_assets.core.rationale import parse_explanation
+    from rr_assets.core.answer_parsing import parse_explanation
 
     parsed = parse_explanation(" The document names the cause of slow rising.", 2)
     assert (parsed.label, parsed.explanation, parsed.error) == (2, "The document names the cause of slow rising.", None)
 
 
 def test_grounded_explanation_is_its_first_paragraph_without_a_label_line():
-    from rr_assets.core.rationale import parse_explanation
+    from rr_assets.core.answer_parsing import parse_explanation
 
     assert parse_explanation("It is about tabs.\nRelevance: 2", 0).explanation == "It is about tabs."
     assert parse_explanation("It is about tabs.\n\nQuery: next question", 0).explanation == "It is about tabs."
@@ -77,14 +77,14 @@ def test_grounded_explanation_is_its_first_paragraph_without_a_label_line():
 
 
 def test_an_empty_grounded_explanation_is_an_error():
-    from rr_assets.core.rationale import parse_explanation
+    from rr_assets.core.answer_parsing import parse_explanation
 
     parsed = parse_explanation("  \n ", 1)
     assert parsed.label == 1 and parsed.explanation == "" and parsed.error == "empty explanation"
 
 
 def test_a_label_line_alone_is_not_an_explanation():
-    from rr_assets.core.rationale import parse_explanation
+    from rr_assets.core.answer_parsing import parse_explanation
 
     parsed = parse_explanation("Relevance: 1", 1)
     assert parsed.explanation == "" and parsed.error == "empty explanation"

@@ -1,6 +1,6 @@
 import pytest
 
-from rr_assets.core.systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, evaluate_systems
+from rr_assets.core.compared_systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, evaluate_systems
 
 pytestmark = pytest.mark.unit
 
