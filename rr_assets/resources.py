@@ -6,6 +6,7 @@ collections, the teacher endpoint and MLflow."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from rr_assets.core.collections import Collection, CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
 from rr_assets.core.models import EMBEDDED, embedded_gguf, gguf_to_hf_folder
+from rr_assets.core.processes import die_with_parent
 from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
 from rr_assets.core.registry import StudentRegistry
 from rr_assets.core.settings import StudentSettings, TeacherSettings
@@ -31,6 +33,13 @@ class RRHome(dg.ConfigurableResource):
     """Where runs write (RR_HOME): warehouse, indexes, TREC runs, checkpoints, reports, logs."""
 
     path: str
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A step in a process of its own (the multiprocess executor's) dies with the run's process,
+        as rr's own children do: a `kill -9` of rr leaves no step running on."""
+        parent = multiprocessing.parent_process()
+        if parent is not None:
+            die_with_parent(parent.pid)
 
     def dir(self, *parts: str) -> Path:
         folder = Path(self.path, *parts)

@@ -4,7 +4,6 @@ each run in a child process of its own that dies with rr (PR_SET_PDEATHSIG)."""
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -18,6 +17,7 @@ from multiprocessing.connection import Connection, wait
 import dagster as dg
 import psutil
 
+from rr_assets.core.processes import die_with_parent
 from rr_assets.core.settings import ExecutionSettings
 
 RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
@@ -61,9 +61,11 @@ def run_config(settings: ExecutionSettings, verbose: bool) -> dict:
 
 
 def available_parallelism() -> int:
-    """Runs this machine can hold at once: one per core, and no more than free memory allows."""
+    """Runs this machine can hold side by side: one per two cores (a child run spends seconds
+    importing and starts its own JVM; on 2 cores side by side was 1.9x slower than one at a time,
+    benchmarks/parallel_runs.py), and no more than free memory allows."""
     cores = len(os.sched_getaffinity(0))
-    return max(1, min(cores, psutil.virtual_memory().available // RUN_MEMORY_BYTES))
+    return max(1, min(cores // 2, psutil.virtual_memory().available // RUN_MEMORY_BYTES))
 
 
 def _check_lines(result) -> list[dg.AssetCheckEvaluation]:
@@ -118,13 +120,8 @@ class StepRun:
     run_config: dict
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel kills this child when rr dies
-
-
 def _child(step: StepRun, conn: Connection) -> None:
-    _die_with_parent()
+    die_with_parent(multiprocessing.parent_process().pid)
     from rr_assets.config import load_config
     from rr_assets.definitions import build_definitions
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -12,10 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from rr_assets.core.processes import dies_with_this_process
 
 
 class TeacherServerError(RuntimeError):
@@ -80,24 +81,6 @@ def server_command(gguf: Path, model_alias: str, port: int, n_ctx: int = 2048, t
             "--n_threads", str(threads), "--n_threads_batch", str(threads), "--seed", "0"]
 
 
-def _dies_with_this_process() -> Callable[[], None] | None:
-    """A preexec function that has the kernel SIGKILL the child when the thread that started it ends
-    (Linux PR_SET_PDEATHSIG): even a `kill -9` of rr then leaves no server. None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
-
-    return arm
-
-
-_PR_SET_PDEATHSIG = 1
-
-
 def reap_stale_servers(records_dir: Path) -> list[int]:
     """Kill the servers that `records_dir` records whose owning process is gone (one a pre-PDEATHSIG
     rr left, say), and forget them; returns their pids. A record whose pid now belongs to another
@@ -146,7 +129,7 @@ def llama_cpp_server(
     base_url = f"http://127.0.0.1:{port}/v1"
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=_dies_with_this_process())
+                                   preexec_fn=dies_with_this_process())
     record = record_server(records_dir, process.pid, os.getpid(), port) if records_dir is not None else None
     try:
         deadline = time.monotonic() + startup_timeout_s

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psutil
 import pytest
 import yaml
 from celery import Celery
@@ -112,3 +113,29 @@ def test_celery_workers_build_the_same_tables_as_an_in_process_run(tmp_path, mon
             for _, _, pid in step_spans(instance, asset).values()}
     assert pids <= worker_pids and len(pids) == 2  # every step ran on a worker, and both workers ran steps
     assert tables(spread) == tables(reference)
+
+
+def test_kill_9_of_rr_leaves_no_step_process_of_the_multiprocess_executor(tmp_path):
+    """The multiprocess executor's step processes die with the rr process that started them (the
+    `home` resource arms PR_SET_PDEATHSIG in each), as rr's own children do: none goes on to
+    finish its step, and record it, after rr is gone."""
+    path = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
+                        execution={"executor": "multiprocess", "parallel_runs": 1})
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "RR_HOME": str(tmp_path / "home")}
+    rr = subprocess.Popen([sys.executable, "-m", "rr_assets.cli", "run", "-c", str(path), "--select", SELECTION],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, steps = time.monotonic() + 120, []
+        while not steps:
+            assert time.monotonic() < deadline and rr.poll() is None, "no step process started"
+            time.sleep(0.2)
+            steps = [p for p in psutil.Process(rr.pid).children() if "spawn_main" in " ".join(p.cmdline())
+                     and "resource_tracker" not in " ".join(p.cmdline())]
+        time.sleep(1)  # the step process is still importing: it would go on to run its step
+    finally:
+        rr.kill()
+        rr.wait()
+    _, alive = psutil.wait_procs(steps, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    assert not instance.fetch_materializations(dg.AssetKey("corpus"), limit=10).records  # no step finished after rr
