@@ -32,7 +32,7 @@ import torch
 from rr_assets.config import PROJECT_ROOT, load_config
 from rr_assets.core.collections import CollectionSource, Query, load_collection
 from rr_assets.core.metrics import ndcg_at_10, reranked
-from rr_assets.core.models import embedded_gguf, gguf_to_hf_folder
+from rr_assets.core.models import embedded_student
 from rr_assets.core.retrieval import build_index, search
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_model import (
@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cache = load_config(PROJECT_ROOT / "resources" / "configs" / "demo.yaml").model_cache
-    base = gguf_to_hf_folder(embedded_gguf(cache), Path(cache) / "gemma-3-270m-hf")
+    base = embedded_student(cache)
     collection = load_collection(CollectionSource("scifact", str(SCIFACT), eval_split="test", train_split="train"))
     docs = {d.doc_id: f"{d.title} {d.text}" for d in collection.documents}
     queries = {q.query_id: q.text for q in collection.queries}

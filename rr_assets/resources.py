@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from rr_assets.core.collections import Collection, CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
-from rr_assets.core.models import EMBEDDED, embedded_gguf, gguf_to_hf_folder
+from rr_assets.core.models import EMBEDDED, embedded_gguf, embedded_student
 from rr_assets.core.processes import die_with_parent
 from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
 from rr_assets.core.registry import StudentRegistry
@@ -149,7 +149,7 @@ class StudentBase:
     def prepare(self) -> Path:
         if self.settings.base_model != EMBEDDED:
             return Path(self.settings.base_model)
-        return gguf_to_hf_folder(embedded_gguf(self.model_cache), Path(self.model_cache) / "gemma-3-270m-hf")
+        return embedded_student(self.model_cache)
 
 
 class Tracker(dg.ConfigurableResource):

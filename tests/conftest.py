@@ -30,10 +30,10 @@ def gguf_path(model_cache: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hf_base_model(gguf_path: Path, model_cache: Path) -> Path:
-    from rr_assets.core.models import gguf_to_hf_folder
+def hf_base_model(model_cache: Path) -> Path:
+    from rr_assets.core.models import embedded_student
 
-    return gguf_to_hf_folder(gguf_path, model_cache / "gemma-3-270m-hf")
+    return embedded_student(model_cache)
 
 
 @pytest.fixture(scope="session")

@@ -61,3 +61,8 @@ def gguf_to_hf_folder(gguf_path: Path, out_dir: str | Path) -> Path:
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return out_dir
+
+
+def embedded_student(cache_dir: str | Path) -> Path:
+    """The embedded Gemma 3 270M as the student's transformers folder in the model cache."""
+    return gguf_to_hf_folder(embedded_gguf(cache_dir), Path(cache_dir) / "gemma-3-270m-hf")
