@@ -116,6 +116,10 @@ class StudentSettings:
     rerank_depth: int = setting(20, "top first-stage candidates the student reranks (dev and evaluation)")
     score_batch_size: int = setting(16, "pairs per forward pass when scoring")
     seed: int = setting(0, "seed of initialisation, grouping and sampling")
+    processes: int = setting(1, "training processes (PyTorch DistributedDataParallel), e.g. one per GPU of a multi-GPU "
+                                "node, gloo on the CPU; each runs gradient_accumulation / processes of every "
+                                "optimizer step's forward passes, so the global batch and the loss curve stay one "
+                                "process's; 0 = one per visible GPU")
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,30 @@
 losses plus the label token's cross-entropy (pointwise, which keeps the label distribution from
 collapsing to one label, where the expected-label score stops carrying gradient), with warmup and
 decay (to zero at the last step or at the time budget, whichever comes first), gradient
-accumulation, dev-slice selection of the best checkpoint, early stopping and a time budget."""
+accumulation, dev-slice selection of the best checkpoint, early stopping and a time budget; in one
+process or in several (DistributedDataParallel, one per GPU), with the same loss curve."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
+import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from rr_assets.core.fusion import choose_fusion_weight
 from rr_assets.core.metrics import ndcg_at_10, reranked
+from rr_assets.core.processes import die_with_parent
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_model import (
     Precision,
@@ -192,6 +199,120 @@ class TrainResult:
             self.best_dev_ndcg < self.first_stage_dev_ndcg)
 
 
+# --- one forward pass, and the processes that run them ----------------------------------------
+
+class _PassLosses(torch.nn.Module):
+    """One forward pass's losses over a batch of query groups, and the listwise target each group
+    trained. A module, because DistributedDataParallel averages the gradients of what runs in its
+    forward (the student's own forward is reached through its decoder, not its `forward`)."""
+
+    def __init__(self, model, tokenizer, label_ids: list[int], labels: tuple[int, ...], settings: StudentSettings,
+                 device: torch.device):
+        super().__init__()
+        self.model, self.tokenizer, self.label_ids, self.labels = model, tokenizer, label_ids, labels
+        self.settings, self.device = settings, device
+
+    def forward(self, batch: list[list[StudentExample]], preferences: frozenset[tuple[str, str, str]],
+                teacher_orders: dict[str, list[list[str]]]) -> tuple[dict[str, torch.Tensor], list[str]]:
+        s, model, tokenizer = self.settings, self.model, self.tokenizer
+        texts = [score_text(e.query, e.document, e.label, s.student_doc_words) for g in batch for e in g]
+        logits = label_logits(model, encode(tokenizer, texts, self.device), self.label_ids)
+        scores = expected_label(logits, self.labels)
+        targets = torch.tensor([self.labels.index(e.label) for g in batch for e in g], device=logits.device)
+        pairwise, listwise, listwise_targets, offset = [], [], [], 0
+        for group in batch:
+            group_scores = scores[offset : offset + len(group)]
+            offset += len(group)
+            pairwise.append(pairwise_loss(group_scores, preference_matrix(group, preferences).to(scores.device)))
+            value, target = listwise_loss(group_scores, group, teacher_orders.get(group[0].query_id))
+            listwise.append(value)
+            listwise_targets.append(target)
+        explained = [e for g in batch for e in [x for x in g if x.explanation][: s.generation_docs_per_group]]
+        if explained and s.generation_weight > 0:
+            gen_texts = [explain_text(e.query, e.document, e.explanation, e.label, s.student_doc_words) for e in explained]
+            prompt_lengths = [len(tokenizer(explain_prefix(e.query, e.document, s.student_doc_words))["input_ids"])
+                              for e in explained]
+            generation = generation_loss(model, encode(tokenizer, gen_texts, self.device), prompt_lengths)
+        else:
+            generation = scores.sum() * 0.0
+        return {"pointwise": F.cross_entropy(logits, targets), "pairwise": torch.stack(pairwise).mean(),
+                "listwise": torch.stack(listwise).mean(), "generation": generation}, listwise_targets
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    """The training processes this one is among (an initialised torch.distributed group), or itself
+    alone. Only control values travel here (rank 0's stop decisions and clock, the logged losses);
+    gradients are DistributedDataParallel's."""
+
+    rank: int = 0
+    size: int = 1
+    device: torch.device = torch.device("cpu")  # where collectives' tensors live: the GPU under nccl
+
+    @classmethod
+    def joined(cls, device: torch.device) -> _Ranks:
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return cls()
+        return cls(dist.get_rank(), dist.get_world_size(), device if dist.get_backend() == "nccl" else torch.device("cpu"))
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def from_leader(self, value: float) -> float:
+        """Rank 0's value, on every rank."""
+        if self.size == 1:
+            return value
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.broadcast(tensor, src=0)
+        return tensor.item()
+
+    def summed(self, values: list[float]) -> list[float]:
+        """Each value summed over the ranks."""
+        if self.size == 1:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+
+def training_processes(settings: StudentSettings, device: torch.device) -> int:
+    """How many processes train (student.processes; 0 = one per visible GPU), checked against the
+    GPUs there are and the passes each step can share out."""
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    processes = settings.processes or max(1, gpus)
+    if device.type == "cuda" and processes > gpus:
+        raise ValueError(f"student.processes: {processes} training processes, but {gpus} GPUs are visible")
+    if settings.gradient_accumulation % processes:
+        raise ValueError(f"student.gradient_accumulation ({settings.gradient_accumulation}) must be a multiple of the "
+                         f"{processes} training processes: each runs gradient_accumulation / processes of every step's "
+                         f"forward passes of batch_groups groups (e.g. batch_groups {settings.batch_groups}, "
+                         f"gradient_accumulation {processes * max(1, settings.gradient_accumulation // processes)})")
+    return processes
+
+
+def _train_rank(rank: int, size: int, parent: int, rendezvous: str, trainer: tuple, train_args: tuple, messages) -> None:
+    """One of the processes StudentTrainer.train starts (student.processes), dying with it: GPU
+    `rank` under nccl, or a share of the CPU's threads under gloo. Rank 0 sends its log records and
+    its result."""
+    die_with_parent(parent)
+    base_model_dir, settings, labels, precision = trainer
+    if precision.device.type == "cuda":
+        torch.cuda.set_device(rank)
+        precision = Precision(torch.device("cuda", rank), precision.bf16)
+    else:
+        torch.set_num_threads(max(1, torch.get_num_threads() // size))
+    dist.init_process_group("nccl" if precision.device.type == "cuda" else "gloo", init_method=rendezvous, rank=rank,
+                            world_size=size, timeout=timedelta(hours=1))
+    try:
+        log = (lambda kind, record: messages.put((kind, record))) if rank == 0 else None
+        result = StudentTrainer(base_model_dir, settings, labels, precision, log).train(*train_args)
+        if rank == 0:
+            messages.put(("result", result))
+    finally:
+        dist.destroy_process_group()
+
+
 # --- the trainer -------------------------------------------------------------------------------
 
 BUDGET_PROJECTION_STEPS = 5  # optimizer steps timed before the budget's reach is projected
@@ -270,7 +391,14 @@ def _trained_layer_range(base_model_dir: str | Path, trained_layers: int) -> ran
 
 class StudentTrainer:
     """Trains a student from a base model folder; `log(kind, record)` receives every optimizer
-    step ("train") and dev evaluation ("dev")."""
+    step ("train") and dev evaluation ("dev").
+
+    Several processes (DistributedDataParallel): `student.processes` > 1 has `train` start them
+    itself, or `train` runs in every process of an initialised torch.distributed group (torchrun,
+    each process on its own current GPU). Every rank draws the same groups; each runs its share of
+    every optimizer step's forward passes (gradient_accumulation / processes of them), and DDP
+    averages the gradients, so a step sees the same global batch as one process and the loss curve
+    is one process's. Rank 0 alone evaluates, logs and saves."""
 
     def __init__(self, base_model_dir: str | Path, settings: StudentSettings, labels: tuple[int, ...],
                  precision: Precision, log: Callable[[str, dict], None] | None = None):
@@ -283,6 +411,13 @@ class StudentTrainer:
         """Train, keep the best state by dev nDCG@10 (the last one without a dev set), save it to
         `out_dir` with its StudentInfo, and choose the fusion weight on the dev slice."""
         s, teacher_orders = self.settings, teacher_orders or {}
+        ranks = _Ranks.joined(self.precision.device)
+        if ranks.size == 1 and training_processes(s, self.precision.device) > 1:
+            return self._train_in_processes(examples, out_dir, dev, preferences, teacher_orders)
+        if ranks.size > 1 and s.gradient_accumulation % ranks.size:
+            raise ValueError(f"student.gradient_accumulation ({s.gradient_accumulation}) must be a multiple of the "
+                             f"{ranks.size} training processes")
+        log = self.log if ranks.leader else lambda kind, record: None
         torch.manual_seed(s.seed)
         started = time.monotonic()
         budget_seconds = s.time_budget_minutes * 60
@@ -305,19 +440,30 @@ class StudentTrainer:
         total_steps = s.max_steps if s.max_steps > 0 else s.epochs * math.ceil(groups_per_epoch / per_step)
         optimizer = torch.optim.AdamW(trainable, lr=s.learning_rate, weight_decay=0.0)
         warmup_steps = int(s.warmup_ratio * total_steps)
+        step_budget_used = 0.0  # several ranks: rank 0's clock at the step's start, the same on each
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: learning_rate_factor(step, warmup_steps, total_steps, budget_used()))
+            optimizer, lambda step: learning_rate_factor(step, warmup_steps, total_steps,
+                                                         budget_used() if ranks.size == 1 else step_budget_used))
         first_stage = dev.first_stage_run() if dev else None
-        best_state, best_scores, stale_evals = None, None, 0
+        best_state, best_scores, stale_evals, evaluated_at = None, None, 0, None
+        pass_losses = _PassLosses(model, tokenizer, label_ids, self.labels, s, self.precision.device)
+        if ranks.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            pass_losses = DistributedDataParallel(pass_losses)
 
         def evaluate(step: int) -> bool:
             """Score the dev slice; keep the state if it is the best so far. False = stop (patience)."""
-            nonlocal best_state, best_scores, stale_evals
+            nonlocal best_state, best_scores, stale_evals, evaluated_at
+            evaluated_at = step
             model.eval()
-            with merged_adapter(model):
-                scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision)
-                scores = dev_scores(scorer, dev, s.score_batch_size)
+            with merged_adapter(model):  # on every rank: unmerging leaves the same float rounding in each replica
+                if ranks.leader:
+                    scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision)
+                    scores = dev_scores(scorer, dev, s.score_batch_size)
             model.train()
+            if not ranks.leader:
+                return bool(ranks.from_leader(True))
             value = ndcg_at_10(dev.qrels, reranked(first_stage, scores))
             improved = result.best_dev_ndcg is None or value > result.best_dev_ndcg
             if improved:
@@ -329,8 +475,8 @@ class StudentTrainer:
             record = {"step": step, "dev_nDCG@10": value, "best": result.best_dev_ndcg,
                       "seconds": round(time.monotonic() - started, 1)}
             result.dev_curve.append(record)
-            self.log("dev", record)
-            return stale_evals < s.patience
+            log("dev", record)
+            return bool(ranks.from_leader(stale_evals < s.patience))
 
         if dev:
             result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, first_stage)
@@ -339,55 +485,75 @@ class StudentTrainer:
         loop_started, steps_per_epoch = time.monotonic(), math.ceil(groups_per_epoch / per_step)
         step, epoch, pairs_seen = 0, 0, 0
         window = {"loss": 0.0, "pointwise": 0.0, "pairwise": 0.0, "listwise": 0.0, "generation": 0.0}
+        listwise_groups: dict[str, int] = {}
         stop = None
         while step < total_steps and not stop:
-            groups, micro = training_groups(examples, s.group_size, rng), 0
-            for start in range(0, len(groups), s.batch_groups):
-                if budget_used() > 1.0:
-                    stop = "time budget"
+            groups = training_groups(examples, s.group_size, rng)
+            batches = [groups[start : start + s.batch_groups] for start in range(0, len(groups), s.batch_groups)]
+            for first in range(0, len(batches), s.gradient_accumulation):
+                step_batches = batches[first : first + s.gradient_accumulation]  # the epoch's last step may have fewer
+                passes = len(step_batches)
+                mine = step_batches[ranks.rank :: ranks.size]
+                # a rank without a pass of its own (a short last step) runs one with weight 0, to take part in
+                # the gradients' all-reduce
+                for i, batch in enumerate(mine or step_batches[:1]):
+                    if ranks.size == 1 or i == 0:
+                        step_budget_used = ranks.from_leader(budget_used())
+                        if step_budget_used > 1.0:
+                            stop = "time budget"
+                            break
+                    last = i == len(mine) - 1 or not mine
+                    with nullcontext() if ranks.size == 1 or last else pass_losses.no_sync():
+                        with self.precision.autocast():
+                            losses, targets = pass_losses(batch, preferences, teacher_orders)
+                        loss = (s.pointwise_weight * losses["pointwise"] + s.pairwise_weight * losses["pairwise"]
+                                + s.listwise_weight * losses["listwise"] + s.generation_weight * losses["generation"])
+                        (loss / passes * (ranks.size if mine else 0)).backward()  # DDP divides by the ranks
+                    if mine:
+                        for key, value in [("loss", loss), *losses.items()]:
+                            window[key] += float(value.detach()) / passes
+                        for target in targets:
+                            listwise_groups[target] = listwise_groups.get(target, 0) + 1
+                if stop:
                     break
-                batch = groups[start : start + s.batch_groups]
-                if micro % s.gradient_accumulation == 0:  # a step's first pass: the epoch's last step may have fewer
-                    passes = min(s.gradient_accumulation, math.ceil((len(groups) - start) / s.batch_groups))
-                with self.precision.autocast():
-                    losses = self._losses(model, tokenizer, label_ids, batch, preferences, teacher_orders, result)
-                loss = (s.pointwise_weight * losses["pointwise"] + s.pairwise_weight * losses["pairwise"]
-                        + s.listwise_weight * losses["listwise"] + s.generation_weight * losses["generation"])
-                (loss / passes).backward()
-                for key, value in [("loss", loss), *losses.items()]:
-                    window[key] += float(value.detach()) / passes
-                pairs_seen += sum(len(g) for g in batch)
-                micro += 1
-                if micro % s.gradient_accumulation and start + s.batch_groups < len(groups):
-                    continue
+                pairs_seen += sum(len(g) for batch in step_batches for g in batch)
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                record = {"step": step, "epoch": round(epoch + (start + len(batch)) / len(groups), 3),
+                window = dict(zip(window, ranks.summed(list(window.values()))))
+                done = min(len(groups), (first + passes) * s.batch_groups)
+                record = {"step": step, "epoch": round(epoch + done / len(groups), 3),
                           "lr": schedule.get_last_lr()[0], **window,
                           "pairs_per_s": round(pairs_seen / (time.monotonic() - started), 2)}
                 if not all(math.isfinite(v) for v in window.values()):
                     raise FloatingPointError(f"non-finite loss at step {step}: {record}")
                 result.curve.append(record)
-                self.log("train", record)
+                log("train", record)
                 if budget_seconds > 0 and step == BUDGET_PROJECTION_STEPS:
                     note = budget_shortfall(step, time.monotonic() - loop_started, budget_seconds * (1 - budget_used()),
                                             total_steps, steps_per_epoch, len({e.query_id for e in examples}))
                     if note:
                         result.budget_note = note
-                        self.log("budget", {"step": step, "note": note})
+                        log("budget", {"step": step, "note": note})
                 window = dict.fromkeys(window, 0.0)
                 if dev and step % s.eval_every == 0 and not evaluate(step):
                     stop = "early stopping"
                 if stop or step == total_steps:
                     break
             epoch += 1
+        if ranks.size > 1:
+            kinds = ("teacher_order", "labels")
+            counts = ranks.summed([float(listwise_groups.get(kind, 0)) for kind in kinds])
+            listwise_groups = {kind: int(n) for kind, n in zip(kinds, counts) if n}
+        result.listwise_groups = listwise_groups
         result.optimizer_steps, result.stop_reason = step, stop or "finished"
         result.epochs = result.curve[-1]["epoch"] if result.curve else 0.0
-        if dev and (not result.dev_curve or result.dev_curve[-1]["step"] != step) and step:
+        if dev and evaluated_at != step and step:
             evaluate(step)
+        if not ranks.leader:
+            return result
         if best_state is not None:
             model.load_state_dict(best_state, strict=False)
         if dev and best_scores is not None:
@@ -397,30 +563,38 @@ class StudentTrainer:
         result.seconds = time.monotonic() - started
         return result
 
-    def _losses(self, model, tokenizer, label_ids, batch, preferences, teacher_orders, result) -> dict[str, torch.Tensor]:
-        s = self.settings
-        texts = [score_text(e.query, e.document, e.label, s.student_doc_words) for g in batch for e in g]
-        logits = label_logits(model, encode(tokenizer, texts, self.precision.device), label_ids)
-        scores = expected_label(logits, self.labels)
-        targets = torch.tensor([self.labels.index(e.label) for g in batch for e in g], device=logits.device)
-        pairwise, listwise, offset = [], [], 0
-        for group in batch:
-            group_scores = scores[offset : offset + len(group)]
-            offset += len(group)
-            pairwise.append(pairwise_loss(group_scores, preference_matrix(group, preferences).to(scores.device)))
-            value, target = listwise_loss(group_scores, group, teacher_orders.get(group[0].query_id))
-            listwise.append(value)
-            result.listwise_groups[target] = result.listwise_groups.get(target, 0) + 1
-        explained = [e for g in batch for e in [x for x in g if x.explanation][: s.generation_docs_per_group]]
-        if explained and s.generation_weight > 0:
-            gen_texts = [explain_text(e.query, e.document, e.explanation, e.label, s.student_doc_words) for e in explained]
-            prompt_lengths = [len(tokenizer(explain_prefix(e.query, e.document, s.student_doc_words))["input_ids"])
-                              for e in explained]
-            generation = generation_loss(model, encode(tokenizer, gen_texts, self.precision.device), prompt_lengths)
-        else:
-            generation = scores.sum() * 0.0
-        return {"pointwise": F.cross_entropy(logits, targets), "pairwise": torch.stack(pairwise).mean(),
-                "listwise": torch.stack(listwise).mean(), "generation": generation}
+    def _train_in_processes(self, *train_args) -> TrainResult:
+        """`train` in student.processes processes (one per GPU, or gloo on the CPU), started here and
+        stopped with it; rank 0's log records reach `log` here, and its result is returned."""
+        import torch.multiprocessing as mp
+
+        processes = training_processes(self.settings, self.precision.device)
+        messages = mp.get_context("spawn").SimpleQueue()
+        result = None
+        with tempfile.TemporaryDirectory(prefix="rr-ddp-") as folder:
+            trainer = (self.base_model_dir, self.settings, self.labels, self.precision)
+            context = mp.start_processes(_train_rank, (processes, os.getpid(), f"file://{folder}/rendezvous", trainer,
+                                                       train_args, messages), nprocs=processes, join=False,
+                                         start_method="spawn")
+            try:
+                while True:
+                    finished = context.join(timeout=0.2)
+                    while not messages.empty():
+                        kind, record = messages.get()
+                        if kind == "result":
+                            result = record
+                        else:
+                            self.log(kind, record)
+                    if finished:
+                        break
+            finally:
+                for process in context.processes:
+                    if process.is_alive():
+                        process.kill()
+                        process.join()
+        if result is None:
+            raise RuntimeError(f"none of the {processes} training processes returned a result")
+        return result
 
     def _save(self, model, tokenizer, out_dir: Path, result: TrainResult) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
