@@ -215,7 +215,8 @@ def student_rl_checkpoint(
 
         result = GRPORefiner(rl, precision, log).refine(sft_dir, examples, out_dir)
         dev = dev_set(warehouse, collections.source(collection).dev_from or collection, student)
-        value = dev_ndcg(StudentReranker(out_dir, precision), dev, student.score_batch_size) if dev else None
+        value = dev_ndcg(StudentReranker(out_dir, precision, student.score_token_budget), dev,
+                         student.score_batch_size) if dev else None
         card = {**sft_card, "name": out_dir.name, "stage": "rl", "from_checkpoint": str(sft_dir), "rl_settings": asdict(rl),
                 "rl_curve": result.curve, "rl_stop_reason": result.stop_reason, "dev_nDCG@10": value,
                 "dagster_run_id": context.run.run_id, "mlflow_run_id": tracked.run_id,
@@ -265,7 +266,7 @@ def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.
         folder = home.dir("checkpoints") / checkpoint_name(trained_on, variant_name, stage)
         if not (folder / STUDENT_FILE).exists():
             continue
-        reranker = StudentReranker(folder, precision)
+        reranker = StudentReranker(folder, precision, student.score_token_budget)
         for mode in ("score", "explain"):
             subset = rows if mode == "score" else rows[rows["query_id"].isin(explained_queries)]
             if subset.empty:

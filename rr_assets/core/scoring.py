@@ -17,10 +17,14 @@ from rr_assets.core.student_model import (
 
 
 class StudentReranker:
-    """A checkpoint the trainer wrote, ready to score (query, document) pairs."""
+    """A checkpoint the trainer wrote, ready to score (query, document) pairs: its adapter merged,
+    its weights in bfloat16 on CUDA under bf16 (`Precision.weight_dtype`). `token_budget` is the
+    tokens per scoring forward pass (`score_pairs`; 0 = sized from free CUDA memory, pair batches
+    on the CPU)."""
 
-    def __init__(self, checkpoint_dir: str | Path, precision: Precision | None = None):
+    def __init__(self, checkpoint_dir: str | Path, precision: Precision | None = None, token_budget: int = 0):
         self.precision = precision or choose_precision()
+        self.token_budget = token_budget
         self.model, self.tokenizer, self.info = load_student(checkpoint_dir, self.precision, merged=True)
         self.label_ids = label_token_ids(self.tokenizer, self.info.labels)
 
@@ -28,15 +32,18 @@ class StudentReranker:
         """Expected label of each (query, document), read at the label position; no explanation.
         `progress(done, total)` follows each batch."""
         return score_pairs(self.model, self.tokenizer, self.label_ids, self.info.labels, self.info.doc_words, pairs,
-                           batch_size, self.precision, progress=progress)
+                           batch_size, self.precision, progress=progress, token_budget=self.token_budget)
 
     def explain(self, pairs: list[tuple[str, str]], max_new_tokens: int = 48,
                 batch_size: int = 8, progress=None) -> list[tuple[str, float]]:
         """(explanation, expected label read after it) of each (query, document); `progress(done,
-        total)` follows each batch of explanations."""
+        total)` follows each batch of explanations. On CUDA, generation runs with a static KV cache
+        and a compiled decoding step (`generate_explanations`)."""
         prompts = [explain_prefix(q, d, self.info.doc_words) for q, d in pairs]
         explanations = generate_explanations(self.model, self.tokenizer, prompts, max_new_tokens, batch_size,
-                                             self.precision, progress=progress)
+                                             self.precision, progress=progress,
+                                             static_cache=self.precision.device.type == "cuda")
         scores = score_pairs(self.model, self.tokenizer, self.label_ids, self.info.labels, self.info.doc_words,
-                             pairs, batch_size, self.precision, explanations=explanations)
+                             pairs, batch_size, self.precision, explanations=explanations,
+                             token_budget=self.token_budget)
         return list(zip(explanations, scores))

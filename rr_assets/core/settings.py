@@ -115,6 +115,8 @@ class StudentSettings:
                                        "stage alone); 1.0 = any gain")
     rerank_depth: int = setting(20, "top first-stage candidates the student reranks (dev and evaluation)")
     score_batch_size: int = setting(16, "pairs per forward pass when scoring")
+    score_token_budget: int = setting(0, "tokens (longest pair × pairs) per scoring forward pass over length-sorted "
+                                         "pairs; 0 = sized from free GPU memory on CUDA, score_batch_size pairs on the CPU")
     seed: int = setting(0, "seed of initialisation, grouping and sampling")
     processes: int = setting(1, "training processes (PyTorch DistributedDataParallel), e.g. one per GPU of a multi-GPU "
                                 "node, gloo on the CPU; each runs gradient_accumulation / processes of every "

@@ -1,7 +1,7 @@
 """The student model's mechanics, shared by the trainer and the reranker: the text formats, device
 and precision, loading a base model or a checkpoint, the label position's logits (only the label
-rows of the LM head), the expected label, and the generation loss (the full head only at the
-positions that predict a target token)."""
+rows of the LM head), the expected label, the generation loss (the full head only at the
+positions that predict a target token), and batching by tokens."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def label_token_ids(tokenizer, labels: tuple[int, ...]) -> list[int]:
 
 @dataclass(frozen=True)
 class Precision:
-    """Where the student runs and whether matmuls run under bfloat16 autocast (weights stay float32)."""
+    """Where the student runs and whether matmuls run under bfloat16 autocast."""
 
     device: torch.device
     bf16: bool
@@ -72,6 +72,14 @@ class Precision:
     @property
     def name(self) -> str:
         return f"{self.device.type}/{'bf16-autocast' if self.bf16 else 'float32'}"
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        """The weights of an inference-only model: bfloat16 on CUDA under bf16 (autocast casts every
+        matmul's weights to bf16 anyway; stored so, they take half the memory and its traffic, and the
+        residual stream runs in bf16 too), float32 otherwise. Training keeps float32 weights: LoRA's
+        merge and unmerge, full fine-tuning."""
+        return torch.bfloat16 if self.bf16 and self.device.type == "cuda" else torch.float32
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
@@ -120,9 +128,16 @@ def load_tokenizer(path: str | Path):
 
 
 def load_base_model(path: str | Path, precision: Precision):
+    """Float32 weights on the precision's device, with PyTorch's scaled_dot_product_attention."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(precision.device)
+    # sdpa computes the same attention as eager for Gemma 3 (transformers 5.23, which picks sdpa by
+    # default too): Gemma3Attention passes no soft-cap to the attention function (Gemma 3 replaced
+    # Gemma 2's attn_logit_softcapping with QK-norm; the config's is null, and sdpa would refuse one),
+    # and the sliding window (512 tokens, 5 layers in 6 in 270M) is a boolean mask
+    # (create_sliding_window_causal_mask), not a kernel argument. A batch with padding therefore
+    # gives sdpa a mask, which on CUDA rules out the flash kernel (the memory-efficient one takes it).
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").to(precision.device)
 
 
 @dataclass(frozen=True)
@@ -151,7 +166,8 @@ class StudentInfo:
 def load_student(checkpoint_dir: str | Path, precision: Precision, merged: bool = False):
     """(model in eval mode, tokenizer, info) of a checkpoint the trainer wrote: a LoRA adapter over
     its base model, or full weights. `merged` folds the adapter into the base weights, for inference
-    only (same scores, fewer matmuls: see `merged_adapter`)."""
+    only (same scores, fewer matmuls: see `merged_adapter`), and then stores the weights in
+    `precision.weight_dtype` (cast after the float32 merge, as autocast would cast them)."""
     checkpoint_dir = Path(checkpoint_dir)
     info = StudentInfo.read(checkpoint_dir)
     tokenizer = load_tokenizer(checkpoint_dir)
@@ -163,7 +179,17 @@ def load_student(checkpoint_dir: str | Path, precision: Precision, merged: bool 
             model = model.merge_and_unload()
     else:
         model = load_base_model(checkpoint_dir, precision)
+    if merged:
+        cast_weights(model, precision.weight_dtype)
     return model.eval(), tokenizer, info
+
+
+def cast_weights(model, dtype: torch.dtype):
+    """The model's parameters in `dtype`, in place; its buffers keep theirs, as from_pretrained(dtype=)
+    leaves them (`model.to(dtype)` would round Gemma's rotary frequencies to bf16 too)."""
+    for parameter in model.parameters():
+        parameter.data = parameter.data.to(dtype)
+    return model
 
 
 @contextmanager
@@ -238,45 +264,112 @@ def generation_loss(model, batch: dict[str, torch.Tensor], prompt_lengths: list[
     return -log_probs.mean()
 
 
+# --- batching by tokens --------------------------------------------------------------------------
+
+MAX_AUTO_TOKEN_BUDGET = 65_536
+"""The automatic token budget's ceiling: at about 2×10⁸ FLOPs a token, a pass of 64k tokens keeps a
+270M model's GPU busy for tens of milliseconds, against a few milliseconds of kernel launches."""
+
+
+def token_budget_for(config, free_bytes: int, memory_share: float = 0.5) -> int:
+    """Tokens per scoring forward pass that `memory_share` of `free_bytes` holds: one decoder
+    layer's float32 activations per token (the residual stream and norms, q/k/v and the attention
+    output, the MLP's gate, up and product), twice over for temporaries; at most
+    MAX_AUTO_TOKEN_BUDGET. Only the label rows of the LM head are computed, so no vocabulary term."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    attention = (2 * heads + 2 * getattr(config, "num_key_value_heads", heads)) * head_dim
+    per_token = 2 * 4 * (4 * config.hidden_size + attention + 3 * config.intermediate_size)
+    return max(1, min(MAX_AUTO_TOKEN_BUDGET, int(free_bytes * memory_share / per_token)))
+
+
+def auto_token_budget(model, device: torch.device) -> int:
+    """On CUDA, the token budget the free device memory allows now; 0 (batches of pairs) elsewhere."""
+    if device.type != "cuda":
+        return 0
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return token_budget_for(_parts(model)[0].config, free_bytes)
+
+
+def token_batches(lengths: list[int], batch_size: int, token_budget: int) -> list[list[int]]:
+    """Indices of the texts per forward pass, shortest texts first: with a `token_budget`, as many
+    as keep (longest length in the batch) × rows within it (a text longer than the budget goes
+    alone); without one (0), `batch_size` at a time. Each batch pads only to its own longest text."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    if token_budget <= 0:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and lengths[i] * (len(batches[-1]) + 1) <= token_budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def right_padded(rows: list[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Token id rows as a right-padded batch on `device`."""
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        input_ids[r, : len(row)] = torch.tensor(row)
+        attention_mask[r, : len(row)] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+
+
 @torch.no_grad()
 def score_pairs(model, tokenizer, label_ids: list[int], labels: tuple[int, ...], doc_words: int,
                 pairs: list[tuple[str, str]], batch_size: int, precision: Precision,
                 explanations: list[str] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> list[float]:
+                progress: Callable[[int, int], None] | None = None, token_budget: int = 0) -> list[float]:
     """Expected label of each (query, document) pair, in input order, read at the label position:
-    right after the document (score mode) or after the pair's explanation (explain mode). Pairs
-    are batched by token length so that little padding is computed; `progress(done, total)`
-    follows each batch."""
+    right after the document (score mode) or after the pair's explanation (explain mode). The texts
+    are tokenised once and batched by length (`token_batches`): by `token_budget` tokens a pass, or,
+    with 0, by the budget free CUDA memory allows (`auto_token_budget`) and by `batch_size` pairs on
+    the CPU. `progress(done, total)` follows each batch."""
     if explanations is None:
         texts = [score_text(query, document, labels[0], doc_words) for query, document in pairs]
     else:
         texts = [explain_text(q, d, e, labels[0], doc_words) for (q, d), e in zip(pairs, explanations)]
     ids = tokenizer(texts)["input_ids"]
-    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-    scores = [0.0] * len(texts)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        batch = tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
-        batch = {k: v.to(precision.device) for k, v in batch.items()}
+    batches = token_batches([len(row) for row in ids], batch_size,
+                            token_budget or auto_token_budget(model, precision.device))
+    values, done = [], 0
+    for chunk in batches:
+        batch = right_padded([ids[i] for i in chunk], tokenizer.pad_token_id, precision.device)
         with precision.autocast():
-            values = expected_label(label_logits(model, batch, label_ids), labels).tolist()
-        for i, value in zip(chunk, values):
-            scores[i] = value
+            values.append(expected_label(label_logits(model, batch, label_ids), labels))
+        done += len(chunk)
         if progress:
-            progress(start + len(chunk), len(texts))
+            progress(done, len(texts))
+    scores = [0.0] * len(texts)
+    for i, value in zip([i for chunk in batches for i in chunk], torch.cat(values).tolist() if values else []):
+        scores[i] = value
     return scores
 
 
 @torch.no_grad()
 def generate_explanations(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
                           precision: Precision, temperature: float = 0.0,
-                          progress: Callable[[int, int], None] | None = None) -> list[str]:
+                          progress: Callable[[int, int], None] | None = None, static_cache: bool = False) -> list[str]:
     """Continue each explain-mode prompt up to its first line break (the label line follows it):
     batched by length, left-padded, with a KV cache; greedy when `temperature` is 0, sampled
-    otherwise. Returns the explanations without surrounding space."""
+    otherwise. `static_cache` allocates the cache once at the call's longest prompt plus
+    `max_new_tokens`, so that every decoding step of every batch has the same shapes: on CUDA,
+    transformers then compiles that step (torch.compile, CUDA graphs) on first use, and again for
+    a new batch size. Greedy explanations equal the dynamic cache's in float32; in bf16 the two
+    paths round differently (other attention kernels) and can part at a near-tie. Returns the
+    explanations without surrounding space."""
+    if static_cache and precision.bf16 and model.dtype != torch.bfloat16:
+        raise ValueError("a static KV cache under bf16 autocast needs bfloat16 weights (load_student(merged=True) "
+                         "on CUDA): over float32 weights, autocast leaves keys and values in different dtypes")
     newline = tokenizer("\n", add_special_tokens=False)["input_ids"][-1]
     ids = tokenizer(prompts)["input_ids"]
     order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    cache = {"cache_implementation": "static", "max_cache_len": max(map(len, ids), default=0) + max_new_tokens} \
+        if static_cache else {}
     explanations = [""] * len(prompts)
     tokenizer.padding_side = "left"
     try:
@@ -284,10 +377,9 @@ def generate_explanations(model, tokenizer, prompts: list[str], max_new_tokens: 
             chunk = order[start : start + batch_size]
             batch = tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt")
             batch = {k: v.to(precision.device) for k, v in batch.items()}
-            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
             with precision.autocast():
                 out = model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=[newline, tokenizer.eos_token_id],
-                                     pad_token_id=tokenizer.pad_token_id, **sampling)
+                                     pad_token_id=tokenizer.pad_token_id, **sampling, **cache)
             for i, row in zip(chunk, out[:, batch["input_ids"].shape[1]:]):
                 explanations[i] = tokenizer.decode(row, skip_special_tokens=True).split("\n")[0].strip()
             if progress:

@@ -1,0 +1,104 @@
+"""The student's fast paths give what the plain ones give: batches by tokens score as pairs one at a
+time, and explanations generated over a static KV cache (what CUDA runs, compiled there) are the
+dynamic cache's, word for word, at temperature 0. In float32 on the CPU, with the real Gemma 3 270M
+weights and a tiny Gemma 3 whose sliding window the prompts overflow."""
+
+import pytest
+import torch
+
+from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.student_model import (
+    Precision,
+    StudentInfo,
+    explain_prefix,
+    generate_explanations,
+    label_token_ids,
+    load_base_model,
+    load_tokenizer,
+    score_pairs,
+)
+from tests.conftest import demo_pairs
+
+pytestmark = pytest.mark.integration
+LABELS = (0, 1, 2)
+FLOAT32 = Precision(torch.device("cpu"), False)
+
+
+@pytest.fixture(scope="module")
+def base(hf_base_model):
+    return load_base_model(hf_base_model, FLOAT32).eval(), load_tokenizer(hf_base_model)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(hf_base_model, tmp_path_factory):
+    """A full-weights student checkpoint of a tiny, untrained Gemma 3 (sliding window of 8 tokens) with
+    the real tokenizer."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = load_tokenizer(hf_base_model)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=8,
+                              layer_types=["sliding_attention", "full_attention"] * 2, pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path_factory.mktemp("tiny") / "ckpt"
+    Gemma3ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    StudentInfo(str(folder), LABELS, doc_words=24, adapter="full").write(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    return StudentReranker(tiny_checkpoint, FLOAT32)
+
+
+def pairs(n: int) -> list[tuple[str, str]]:
+    return [(p.query, p.document) for p in demo_pairs(n)]
+
+
+def test_token_budget_batches_score_as_pairs_one_at_a_time(base):
+    model, tokenizer = base
+    ids = label_token_ids(tokenizer, LABELS)
+
+    def score(token_budget: int) -> tuple[list[float], int]:
+        passes = []
+        values = score_pairs(model, tokenizer, ids, LABELS, 12, pairs(5), 1, FLOAT32,
+                             progress=lambda done, total: passes.append(done), token_budget=token_budget)
+        return values, len(passes)
+
+    alone, one_pass_each = score(token_budget=0)  # batch_size 1 on the CPU: no padding at all
+    budgeted, budget_passes = score(token_budget=150)  # two pairs of 72-74 tokens a pass
+    together, single_pass = score(token_budget=10**6)  # one pass, padded to the longest pair
+    assert one_pass_each == 5 and 1 < budget_passes < 5 and single_pass == 1
+    assert budgeted == pytest.approx(alone, abs=1e-4)
+    assert together == pytest.approx(alone, abs=1e-4)
+
+
+def test_the_static_cache_explains_word_for_word_as_the_dynamic_one(base):
+    model, tokenizer = base
+    prompts = [explain_prefix(q, d, 12) for q, d in pairs(4)]
+    dynamic = generate_explanations(model, tokenizer, prompts, 6, 4, FLOAT32)  # one left-padded batch
+    static = generate_explanations(model, tokenizer, prompts, 6, 4, FLOAT32, static_cache=True)
+    assert static == dynamic and all(dynamic)
+
+
+def test_the_static_cache_follows_a_sliding_window_the_prompts_overflow(tiny):
+    """Three batches of prompts of 83-87 tokens over a window of 8: the cache, sized once for the call,
+    serves every batch, and the windowed layers' static cache rolls."""
+    prompts = [explain_prefix(q, d, 24) for q, d in pairs(5)]
+    explain = lambda **kw: generate_explanations(tiny.model, tiny.tokenizer, prompts, 12, 2, FLOAT32, **kw)
+    assert explain(static_cache=True) == explain()
+
+
+def test_the_reranker_scores_by_its_token_budget(tiny_checkpoint, tiny):
+    passes = []
+    budgeted = StudentReranker(tiny_checkpoint, FLOAT32, token_budget=10**6).score(
+        pairs(5), batch_size=1, progress=lambda done, total: passes.append(done))
+    assert passes == [5]
+    assert budgeted == pytest.approx(tiny.score(pairs(5), batch_size=1), abs=1e-4)
+
+
+def test_a_static_cache_under_bf16_autocast_needs_bfloat16_weights(tiny):
+    with pytest.raises(ValueError, match="needs bfloat16 weights"):
+        generate_explanations(tiny.model, tiny.tokenizer, ["Query: a\nDocument: b\nExplanation:"], 4, 1,
+                              Precision(torch.device("cpu"), True), static_cache=True)
