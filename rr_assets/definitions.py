@@ -63,8 +63,8 @@ def build_resources(config: RRConfig) -> dict[str, object]:
 # Settings that change how a teacher runs but not what it answers.
 _TEACHER_OPERATIONS = ("api_key_env", "concurrency", "timeout_s", "max_retries", "breaker_failures", "prices",
                        "min_agreement", "max_swap_inconsistency", "prompt_variants", "endpoints", "embedded_servers")
-# Settings of the student that change nothing it learns or scores.
-_STUDENT_OPERATIONS = ("score_batch_size",)
+# Settings of the student that change nothing it learns or scores (how fast, on how many processes).
+_STUDENT_OPERATIONS = ("score_batch_size", "score_token_budget", "processes")
 
 
 def _digest(*parts) -> str:

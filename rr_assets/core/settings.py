@@ -153,7 +153,7 @@ class ExecutionSettings:
         "in_process", "Dagster executor of each run: in_process, multiprocess (each step in a process of its own) or "
                       "celery (each step on a worker of a Celery cluster, `celery -A dagster_celery.app worker`)")
     parallel_runs: int = setting(0, "partitions of one asset materialised side by side, each its own Dagster run in a "
-                                    "process of its own, within the asset's pool; 0 = as this machine's cores and free "
-                                    "memory allow; 1 = one at a time, in the rr process")
+                                    "process of its own, within the asset's pool; 0 = one per two cores, as free memory "
+                                    "allows; 1 = one at a time, in the rr process")
     celery_broker: str = setting("redis://localhost:6379/0", "the Celery broker (and result backend) of the celery "
                                                               "executor; RR_CELERY_BROKER in the environment overrides it")
