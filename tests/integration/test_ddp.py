@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rr_assets.core.collections import CollectionSource, load_collection
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_model import Precision, StudentExample, load_tokenizer
 from rr_assets.core.training import DevSet, StudentTrainer, TrainResult
-from tests.conftest import DEMO_DIR, PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT
+from tests.integration.test_student import tiny_set
 
 pytestmark = pytest.mark.integration
 LABELS = (0, 1, 2)
@@ -49,17 +49,7 @@ def tiny_base_model(hf_base_model, tmp_path_factory) -> Path:
 def demo_examples() -> tuple[list[StudentExample], DevSet]:
     """Three demo queries, each with its best document (label 2) and three of other domains (0), all
     explained; the same pairs, first-stage order as given, are the dev slice."""
-    collection = load_collection(CollectionSource("demo", str(DEMO_DIR)))
-    queries = {q.query_id: q.text for q in collection.queries}
-    docs = {d.doc_id: d.text for d in collection.documents}
-    best = {}
-    for r in sorted(collection.qrels, key=lambda r: -r.relevance):
-        best.setdefault(r.query_id, r.doc_id)
-    examples = []
-    for i, q in enumerate(sorted(best)[:3]):
-        others = [d for d in sorted(docs) if not d.startswith(best[q].split("-")[0])][i * 3 : i * 3 + 3]
-        examples.append(StudentExample(q, best[q], queries[q], docs[best[q]], 2, "It answers the query."))
-        examples += [StudentExample(q, d, queries[q], docs[d], 0, "It is about another subject.") for d in others]
+    examples = tiny_set(3)
     by_query: dict[str, list[StudentExample]] = {}
     for e in examples:
         by_query.setdefault(e.query_id, []).append(e)

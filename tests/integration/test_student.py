@@ -34,8 +34,8 @@ SETTINGS = StudentSettings(epochs=8, group_size=4, batch_groups=2, gradient_accu
                            warmup_ratio=0.0, student_doc_words=40, generation_weight=0.2, score_batch_size=8)
 
 
-def tiny_set() -> list[StudentExample]:
-    """Four demo queries, each with its best document (label 2) and three documents of another
+def tiny_set(count: int = 4) -> list[StudentExample]:
+    """`count` demo queries, each with its best document (label 2) and three documents of another
     domain (label 0); every judged document also carries an explanation."""
     collection = load_collection(CollectionSource("demo", str(DEMO_DIR)))
     queries = {q.query_id: q.text for q in collection.queries}
@@ -43,7 +43,7 @@ def tiny_set() -> list[StudentExample]:
     best = {}
     for r in sorted(collection.qrels, key=lambda r: -r.relevance):
         best.setdefault(r.query_id, r.doc_id)
-    chosen = sorted(best)[:4]
+    chosen = sorted(best)[:count]
     examples = []
     for i, q in enumerate(chosen):
         domain = best[q].split("-")[0]
