@@ -169,6 +169,9 @@ def load_config(path: str | os.PathLike) -> RRConfig:
     _check_links(path, collections)
     sections = {name: _section(cls, raw.get(name), f"{path}: {name}") for name, cls in SECTIONS.items()}
     sections["student"] = _student_init(path, sections["student"])
+    if sections["rl"].enabled and sections["student"].score_with != "label":
+        raise ConfigError(f"{path}: rl.enabled needs student.score_with: label (GRPO's reward reads the label the "
+                          f"student gives after its explanation)")
     return RRConfig(
         home=str(Path(home).resolve()),
         collections=collections,

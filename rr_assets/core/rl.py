@@ -114,7 +114,8 @@ class GRPORefiner:
         out_dir.mkdir(parents=True, exist_ok=True)
         policy.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        StudentInfo(info.base_model_dir, info.labels, info.doc_words, info.adapter, info.fusion_weight).write(out_dir)
+        StudentInfo(info.base_model_dir, info.labels, info.doc_words, info.adapter, info.fusion_weight,
+                    info.score_with).write(out_dir)
         result.seconds = time.monotonic() - started
         return result
 

@@ -1,5 +1,6 @@
 """Reranking with a trained student: score mode (one forward pass per pair) and explain mode
-(InteRank: write an explanation, then read the label after it), both batched."""
+(InteRank: write an explanation, then read the label after it; a query-likelihood student scores
+as in score mode and its explanation is shown beside it), both batched."""
 
 from __future__ import annotations
 
@@ -29,10 +30,12 @@ class StudentReranker:
         self.label_ids = label_token_ids(self.tokenizer, self.info.labels)
 
     def score(self, pairs: list[tuple[str, str]], batch_size: int = 16, progress=None) -> list[float]:
-        """Expected label of each (query, document), read at the label position; no explanation.
-        `progress(done, total)` follows each batch."""
+        """Score of each (query, document): the expected label read at the label position, or log
+        P(query | document) for a query-likelihood student; no explanation. `progress(done, total)`
+        follows each batch."""
         return score_pairs(self.model, self.tokenizer, self.label_ids, self.info.labels, self.info.doc_words, pairs,
-                           batch_size, self.precision, progress=progress, token_budget=self.token_budget)
+                           batch_size, self.precision, progress=progress, token_budget=self.token_budget,
+                           score_with=self.info.score_with)
 
     def explain(self, pairs: list[tuple[str, str]], max_new_tokens: int = 48,
                 batch_size: int = 8, progress=None) -> list[tuple[str, float]]:
@@ -45,5 +48,5 @@ class StudentReranker:
                                              static_cache=self.precision.device.type == "cuda")
         scores = score_pairs(self.model, self.tokenizer, self.label_ids, self.info.labels, self.info.doc_words,
                              pairs, batch_size, self.precision, explanations=explanations,
-                             token_budget=self.token_budget)
+                             token_budget=self.token_budget, score_with=self.info.score_with)
         return list(zip(explanations, scores))

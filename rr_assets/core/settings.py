@@ -97,6 +97,10 @@ class StudentSettings:
     group_size: int = setting(8, "documents per query group: one of the query's best and lower-labelled ones")
     batch_groups: int = setting(2, "query groups per forward pass")
     gradient_accumulation: int = setting(4, "forward passes per optimizer step")
+    score_with: Literal["label", "query_likelihood"] = setting(
+        "label", "how score mode reads a pair: 'label' (the expected label at the label position, after a label head "
+                 "trained pointwise) or 'query_likelihood' (log P(query | document): the base model's own prior, "
+                 "trained by the ranking losses; no pointwise loss)")
     pointwise_weight: float = setting(1.0, "weight of the label token's cross-entropy in score mode (monoT5-style)")
     pairwise_weight: float = setting(1.0, "weight of R2R's pairwise (RankNet) loss")
     listwise_weight: float = setting(1.0, "weight of R2R's listwise loss (teacher window order, else labels)")

@@ -41,6 +41,9 @@ from rr_assets.core.student_model import (
     load_base_model,
     load_tokenizer,
     merged_adapter,
+    query_likelihood_ids,
+    query_log_likelihoods,
+    right_padded,
     score_pairs,
     score_text,
 )
@@ -153,10 +156,11 @@ class _ModelScorer:
     labels: tuple[int, ...]
     doc_words: int
     precision: Precision
+    score_with: str
 
     def score(self, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
         return score_pairs(self.model, self.tokenizer, self.label_ids, self.labels, self.doc_words, pairs, batch_size,
-                           self.precision)
+                           self.precision, score_with=self.score_with)
 
 
 @dataclass
@@ -215,10 +219,17 @@ class _PassLosses(torch.nn.Module):
     def forward(self, batch: list[list[StudentExample]], preferences: frozenset[tuple[str, str, str]],
                 teacher_orders: dict[str, list[list[str]]]) -> tuple[dict[str, torch.Tensor], list[str]]:
         s, model, tokenizer = self.settings, self.model, self.tokenizer
-        texts = [score_text(e.query, e.document, e.label, s.student_doc_words) for g in batch for e in g]
-        logits = label_logits(model, encode(tokenizer, texts, self.device), self.label_ids)
-        scores = expected_label(logits, self.labels)
-        targets = torch.tensor([self.labels.index(e.label) for g in batch for e in g], device=logits.device)
+        if s.score_with == "query_likelihood":
+            ids, prompt_lengths = query_likelihood_ids(tokenizer, [(e.query, e.document) for g in batch for e in g],
+                                                       s.student_doc_words)
+            scores = query_log_likelihoods(model, right_padded(ids, tokenizer.pad_token_id, self.device), prompt_lengths)
+            pointwise = scores.sum() * 0.0  # no label head to train
+        else:
+            texts = [score_text(e.query, e.document, e.label, s.student_doc_words) for g in batch for e in g]
+            logits = label_logits(model, encode(tokenizer, texts, self.device), self.label_ids)
+            scores = expected_label(logits, self.labels)
+            pointwise = F.cross_entropy(logits, torch.tensor([self.labels.index(e.label) for g in batch for e in g],
+                                                             device=logits.device))
         pairwise, listwise, listwise_targets, offset = [], [], [], 0
         for group in batch:
             group_scores = scores[offset : offset + len(group)]
@@ -235,7 +246,7 @@ class _PassLosses(torch.nn.Module):
             generation = generation_loss(model, encode(tokenizer, gen_texts, self.device), prompt_lengths)
         else:
             generation = scores.sum() * 0.0
-        return {"pointwise": F.cross_entropy(logits, targets), "pairwise": torch.stack(pairwise).mean(),
+        return {"pointwise": pointwise, "pairwise": torch.stack(pairwise).mean(),
                 "listwise": torch.stack(listwise).mean(), "generation": generation}, listwise_targets
 
 
@@ -459,7 +470,8 @@ class StudentTrainer:
             model.eval()
             with merged_adapter(model):  # on every rank: unmerging leaves the same float rounding in each replica
                 if ranks.leader:
-                    scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision)
+                    scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision,
+                                          s.score_with)
                     scores = dev_scores(scorer, dev, s.score_batch_size)
             model.train()
             if not ranks.leader:
@@ -601,4 +613,5 @@ class StudentTrainer:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
         StudentInfo(self.base_model_dir, self.labels, self.settings.student_doc_words,
-                    "lora" if hasattr(model, "peft_config") else "full", result.fusion_weight).write(out_dir)
+                    "lora" if hasattr(model, "peft_config") else "full", result.fusion_weight,
+                    self.settings.score_with).write(out_dir)

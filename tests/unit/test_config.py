@@ -101,6 +101,9 @@ def test_a_student_to_go_on_training_resolves_against_the_config_folder_and_must
     ("collections: {x: {path: .}}\nteacher: {concurrency: [2]}\n", r"c.yaml: teacher.concurrency: input should be a valid"),
     ("collections: {x: {path: .}\nstudent: [\n", r"c.yaml:2: not valid YAML"),
     ("- just\n- a list\n", r"c.yaml: expected a mapping of sections"),
+    ("collections: {x: {path: .}}\nstudent: {score_with: logits}\n", r"c.yaml: student.score_with: input should be"),
+    ("collections: {x: {path: .}}\nstudent: {score_with: query_likelihood}\n",
+     r"c.yaml: rl.enabled needs student.score_with: label"),
 ])
 def test_a_wrong_type_or_bad_yaml_fails_at_load_naming_the_key_or_line(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
