@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from rr_assets.config import DEMO_CONFIG, PROJECT_ROOT, ConfigError, RRConfig, load_config
@@ -97,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Exit 0 when everything selected is up to date, 1 on a failure, 130 when interrupted (SIGINT
     or SIGTERM): a step under way ends FAILED in Dagster with its pool slots freed."""
     config = _activate(args.config)
+    if args.submit_to:
+        config = replace(config, execution=replace(config.execution, submit_to=args.submit_to))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # between steps too: SIGTERM stops like Ctrl-C
     try:
         ok = materialize(config, args.select, args.collection, args.variant, args.force, args.dry_run, args.verbose)
@@ -113,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.config, args.select, args.collection, args.variant = str(DEMO_CONFIG), None, None, None
-    args.force, args.dry_run, args.verbose = False, False, False
+    args.force, args.dry_run, args.verbose, args.submit_to = False, False, False, None
     return cmd_run(args)
 
 
@@ -225,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="prompt variant to run (repeatable; a backfill over several variants)")
     run.add_argument("--force", action="store_true", help="recompute everything selected, stale or not")
     run.add_argument("--dry-run", action="store_true", help="print what would run and why, and run nothing")
+    run.add_argument("--submit-to", metavar="URL",
+                     help="submit the runs to this Dagster webserver (e.g. `rr ui`'s http://127.0.0.1:3000), whose run "
+                          "coordinator and launcher start them as a launch from the UI; overrides execution.submit_to")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="print Dagster's event stream (DEBUG) too; it is always in the run's log in the UI")
     run.set_defaults(func=cmd_run)
@@ -249,9 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("-p", "--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
+    if not getattr(args, "verbose", False):  # rr's use of Dagster's beta APIs is not the user's business
+        warnings.filterwarnings("ignore", message=r".* is currently in beta")
     try:
         return args.func(args)
-    except ConfigError as exc:  # a user's mistake: one line, no traceback
+    except (ConfigError, FileNotFoundError) as exc:  # a user's mistake (a config, a path): one line, no traceback
         print(f"rr: {exc}", file=sys.stderr)
         return 2
 

@@ -34,9 +34,12 @@ from rr_assets.runs import (
     available_parallelism,
     execute,
     execute_side_by_side,
+    follow_submitted,
     run_config,
     run_tags,
     step_run,
+    submit,
+    webserver_client,
 )
 
 # Assets that run only for some collections: the per-variant stages only where a student is
@@ -255,6 +258,8 @@ class Refresher:
         keys = steps[0].keys
         pool = self.defs.get_assets_def(keys[0]).op.pool
         job = self.jobs[keys[0]]
+        if self.execution.submit_to:
+            return self._submit_unit(steps, job)
         parallel = self.execution.parallel_runs or available_parallelism()
         if pool:
             wait_for_pool_slot(self.instance, pool, steps[0].label, self.say)
@@ -284,6 +289,22 @@ class Refresher:
             return ok
 
         execute_side_by_side(runs, parallel, done)
+        return ok
+
+    def _submit_unit(self, steps: list[Step], job: dg.JobDefinition) -> bool:
+        """Submit the steps' runs to the webserver at execution.submit_to and follow them: its run
+        coordinator, run launcher and pools decide when each runs. False after a failure."""
+        client = webserver_client(self.execution.submit_to)
+        submitted = {submit(client, job, step.keys, step.partition, self.run_config): step for step in steps}
+        for run_id, step in submitted.items():
+            self.say(f"{step.label}: submitted to {self.execution.submit_to} (dagster run {run_id})")
+        ok = True
+
+        def done(run_id: str, outcome: RunOutcome) -> None:
+            nonlocal ok
+            ok = self._report(submitted[run_id], outcome) and ok
+
+        follow_submitted(client, self.instance, list(submitted), done)
         return ok
 
     def _report(self, step: Step, outcome: RunOutcome) -> bool:

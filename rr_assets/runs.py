@@ -1,6 +1,7 @@
 """How the Dagster run of one refresh step executes: under the configured executor (in process,
 multiprocess, or on the workers of a Celery cluster), and several partitions of one asset side by side,
-each run in a child process of its own that dies with rr (PR_SET_PDEATHSIG)."""
+each run in a child process of its own that dies with rr (PR_SET_PDEATHSIG); or submitted to a Dagster
+webserver, whose run coordinator and run launcher start it as they start a launch from the UI."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 
 import dagster as dg
@@ -28,6 +29,7 @@ CHAMPION_CHECK = "beats_champion"
 RUN_MEMORY_BYTES = 2 * 1024**3
 BROKER_ENV = "RR_CELERY_BROKER"
 STOP_GRACE_S = 4.0  # after SIGINT, a child run has this long to mark its run and free its slots
+FOLLOW_POLL_S = 1.0  # how often the status of a submitted run is read (a sleep between reads)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def _check_lines(result) -> list[dg.AssetCheckEvaluation]:
 
 
 def outcome_of(result) -> RunOutcome:
-    """A RunOutcome from an ExecuteInProcessResult or an execute_job result."""
+    """A RunOutcome from an ExecuteInProcessResult, an execute_job result or a `RecordedRun`."""
     failed = _check_lines(result)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     interrupted = any(e.step_failure_data.error is not None
@@ -176,4 +178,73 @@ def execute_side_by_side(runs: list[StepRun], limit: int, done: Callable[[int, R
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
+        raise
+
+
+# --- runs submitted to a Dagster webserver -------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """A finished run as the instance's event log records it, read as `outcome_of` reads a result."""
+
+    run_id: str
+    success: bool
+    all_events: list[dg.DagsterEvent]
+
+    @classmethod
+    def read(cls, instance: dg.DagsterInstance, run_id: str) -> RecordedRun:
+        events = [entry.dagster_event for entry in instance.all_logs(run_id) if entry.dagster_event is not None]
+        return cls(run_id, instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS, events)
+
+    def get_asset_materialization_events(self) -> list[dg.DagsterEvent]:
+        return [e for e in self.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+
+
+def webserver_client(url: str):
+    """A GraphQL client of the Dagster webserver at `url` (http://host:port[/prefix])."""
+    from urllib.parse import urlsplit
+
+    from dagster_graphql import DagsterGraphQLClient
+
+    parts = urlsplit(url)
+    return DagsterGraphQLClient(parts.hostname, port_number=parts.port, use_https=parts.scheme == "https",
+                                path_prefix=parts.path.rstrip("/"))
+
+
+def submit(client, job: dg.JobDefinition, keys: Iterable[dg.AssetKey], partition, config: dict) -> str:
+    """Submit one run of `keys` for `partition` through the webserver's GraphQL API, as its UI's
+    launch button does (the run coordinator queues it, the run launcher starts it); its run id."""
+    keys = list(keys)
+    tags = job.get_tags_for_partition_key(partition, keys) if partition is not None else {}
+    return client.submit_job_execution(job.name, run_config=config, tags=tags, asset_selection=keys)
+
+
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def follow_submitted(client, instance: dg.DagsterInstance, run_ids: list[str],
+                     done: Callable[[str, RunOutcome], None]) -> None:
+    """Wait for submitted runs to end, reading their status from the instance every FOLLOW_POLL_S
+    (a sleep between reads, not a spin); `done(run_id, outcome)` gets each as it ends (a canceled
+    run as interrupted). On SIGINT or SIGTERM (KeyboardInterrupt here) every unfinished run is
+    terminated through the webserver, and given STOP_GRACE_S to end."""
+    waiting = list(run_ids)
+    try:
+        while waiting:
+            for run_id in list(waiting):
+                status = instance.get_run_by_id(run_id).status
+                if status in FINISHED:
+                    waiting.remove(run_id)
+                    outcome = outcome_of(RecordedRun.read(instance, run_id))
+                    if status == dg.DagsterRunStatus.CANCELED:
+                        outcome = replace(outcome, interrupted=True)
+                    done(run_id, outcome)
+            if waiting:
+                time.sleep(FOLLOW_POLL_S)
+    except KeyboardInterrupt:
+        for run_id in waiting:
+            client.terminate_run(run_id)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(instance.get_run_by_id(r).status not in FINISHED for r in waiting) and time.monotonic() < deadline:
+            time.sleep(0.2)
         raise

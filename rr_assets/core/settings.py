@@ -159,5 +159,8 @@ class ExecutionSettings:
     parallel_runs: int = setting(0, "partitions of one asset materialised side by side, each its own Dagster run in a "
                                     "process of its own, within the asset's pool; 0 = one per two cores, as free memory "
                                     "allows; 1 = one at a time, in the rr process")
+    submit_to: str = setting("", "a Dagster webserver (`rr ui -c <this config>`, or a deployment's) to submit each run "
+                                 "to: its run coordinator queues the run and its run launcher starts it, as a launch "
+                                 "from the UI does, and rr follows it to the end; '' = rr executes its runs itself")
     celery_broker: str = setting("redis://localhost:6379/0", "the Celery broker (and result backend) of the celery "
                                                               "executor; RR_CELERY_BROKER in the environment overrides it")

@@ -83,8 +83,10 @@ def validate_teacher_output(
     False: length only, on the rows that have one, as for imported answers that give no reason
     for some passages)."""
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # rr prints its own progress
     batch_definition = (
         context.data_sources.add_pandas("rr").add_dataframe_asset(f"teacher_{kind}")
         .add_batch_definition_whole_dataframe("partition")

@@ -119,6 +119,16 @@ def test_the_cli_reports_a_config_error_in_one_line_without_a_traceback(tmp_path
                                                "unable to parse string as an integer (got 'two')"]
 
 
+def test_the_cli_reports_a_missing_checkpoint_in_one_line_without_a_traceback(tmp_path):
+    (tmp_path / "docs.jsonl").write_text('{"_id": "d1", "text": "a document"}\n')
+    run = subprocess.run([sys.executable, "-m", "rr_assets.cli", "rerank", "--model", str(tmp_path / "nothing"),
+                          "--query", "q", "--docs", str(tmp_path / "docs.jsonl")], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [f"rr: {tmp_path / 'nothing' / STUDENT_FILE}: not a student checkpoint "
+                                               f"(no {STUDENT_FILE})"]
+
+
 def test_unknown_key_is_named(tmp_path):
     path = write(tmp_path, "collections: {x: {path: .}}\nteacher: {temprature: 0.5}\n")
     with pytest.raises(ConfigError, match=r"c.yaml: teacher: unknown keys \['temprature'\]"):
