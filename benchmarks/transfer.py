@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from rr_assets.config import load_config
+from rr_assets.core.checkpoints import CARD_FILE
 from rr_assets.core.compared_systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems
 from rr_assets.core.metrics import nested
 from rr_assets.core.reports import results_table, significance
@@ -53,7 +54,7 @@ def main() -> None:
                          f"run `rr run -c {args.config} --select "
                          "'+key:\"first_stage_candidates\" or +key:\"splits\"'` first")
     qrels = nested(warehouse.query("split_qrels", params), "relevance", int)
-    card = json.loads((Path(args.checkpoint) / "card.json").read_text())
+    card = json.loads((Path(args.checkpoint) / CARD_FILE).read_text())
     top = candidates[candidates["rank"] <= args.depth]
     reranker = StudentReranker(args.checkpoint)
     started = time.perf_counter()

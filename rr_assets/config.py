@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from rr_assets.core.checkpoints import STUDENT_FILE
 from rr_assets.core.collections import CollectionSource
-from rr_assets.core.model_card import STUDENT_FILE
 from rr_assets.core.settings import (
     ExecutionSettings,
     ExplainSettings,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from rr_assets.core.model_card import CARD_FILE
+from rr_assets.core.checkpoints import CARD_FILE
 
 _INPUT_POINTER = "dagster/input_event_pointer/"
 # Metadata worth showing in an audit, per step.

@@ -10,9 +10,9 @@ import pandas as pd
 import yaml
 
 from rr_assets.config import RESOURCES_DIR
+from rr_assets.core.checkpoints import CARD_FILE, figure
 from rr_assets.core.compared_systems import FirstStage, FusedReranker, OrderedReranker, ScoredReranker, System, evaluate_systems
 from rr_assets.core.metrics import nested
-from rr_assets.core.model_card import CARD_FILE, figure
 from rr_assets.core.prompts import list_variants
 from rr_assets.core.reports import Report, Sample, StageCost, metrics_json, write_report
 from rr_assets.core.settings import StudentSettings

@@ -11,8 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from rr_assets.core.model_card import CARD_FILE, STUDENT_FILE, write_card
-from rr_assets.core.models import file_sha256
+from rr_assets.core.checkpoints import CARD_FILE, STUDENT_FILE, checkpoint_name, continued_from, weights_hash, write_card
 from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
 from rr_assets.core.rl import GRPORefiner
 from rr_assets.core.scoring import StudentReranker
@@ -38,31 +37,9 @@ def student_base_model(base: dg.ResourceParam[StudentBase]) -> dg.MaterializeRes
     )
 
 
-def checkpoint_name(collection: str, variant: str, stage: str = "sft") -> str:
-    return f"{collection}-{variant}" if stage == "sft" else f"{collection}-{variant}-{stage}"
-
-
 def imported_models(files) -> str:
     """The teacher models that imported answer files name, joined."""
     return ", ".join(sorted({m.strip() for models in files["models"] for m in models.split(",") if m.strip()}))
-
-
-def weights_hash(folder: Path) -> str:
-    """The content hash of a checkpoint's weights: its data version."""
-    files = sorted(folder.glob("*.safetensors"))
-    return ":".join(file_sha256(f)[:16] for f in files)
-
-
-def continued_from(folder: str) -> dict | None:
-    """Where a continued student started (`student.init_from`): the folder, its weights' hash and its
-    card's own lineage, read before training, which may overwrite that folder."""
-    if not folder:
-        return None
-    card_path = Path(folder) / CARD_FILE
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    return {"path": folder, "weights_sha256": weights_hash(Path(folder)), "mlflow_run_id": card.get("mlflow_run_id"),
-            "optimizer_steps": card.get("result", {}).get("optimizer_steps"),
-            "training_data": card.get("training_data")}
 
 
 def throttled(context, every_s: float = 15.0):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rr_assets.core.model_card import STUDENT_FILE
+from rr_assets.core.checkpoints import STUDENT_FILE
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import json
 import dagster as dg
 import pytest
 
-from rr_assets.assets.student import champion, champion_candidate, checkpoint_name
+from rr_assets.assets.student import champion, champion_candidate
+from rr_assets.core.checkpoints import checkpoint_name
 from rr_assets.core.registry import DEV_METRIC_TAG, StudentRegistry, registered_name
 from rr_assets.core.tracking import mlflow_run
 from rr_assets.partitions import collection_partitions, latest_metadata, prompt_variant_partitions, variant_key

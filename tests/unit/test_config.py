@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from rr_assets.config import DEMO_CONFIG, RESOURCES_DIR, SECTIONS, ConfigError, load_config
-from rr_assets.core.model_card import STUDENT_FILE
+from rr_assets.core.checkpoints import STUDENT_FILE
 from rr_assets.core.settings import help_lines
 from tests.conftest import PROJECT_ROOT
 

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from rr_assets.assets.student import continued_from, weights_hash
-from rr_assets.core.model_card import CARD_FILE
+from rr_assets.core.checkpoints import CARD_FILE, continued_from, weights_hash
 from rr_assets.lineage import Step, format_lineage
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rr_assets.core.model_card import card_markdown, write_card
+from rr_assets.core.checkpoints import card_markdown, write_card
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,9 @@
-"""A checkpoint's README.md, written from its card.json: what it is, what produced it, how it did.
+"""Student checkpoints on disk: their folder names, the files a loader and an auditor read
+(rr_student.json, card.json), their weights' hash, and the README.md written from the card.
 
-peft's `save_pretrained` leaves a template full of "More Information Needed"; this replaces it, so a
-checkpoint folder (and its copy in the MLflow registry) tells a reader its lineage at a glance.
+peft's `save_pretrained` leaves a README template full of "More Information Needed"; `write_card`
+replaces it, so a checkpoint folder (and its copy in the MLflow registry) tells a reader its
+lineage at a glance.
 """
 
 from __future__ import annotations
@@ -9,10 +11,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rr_assets.core.models import EMBEDDED
+from rr_assets.core.models import EMBEDDED, file_sha256
 
 STUDENT_FILE = "rr_student.json"  # written by the trainer beside the weights: all a loader needs
 CARD_FILE = "card.json"  # the checkpoint's lineage and results, for machines (README.md is for people)
+
+
+def checkpoint_name(collection: str, variant: str, stage: str = "sft") -> str:
+    """The folder name (under RR_HOME/checkpoints) of a collection's student for a prompt variant."""
+    return f"{collection}-{variant}" if stage == "sft" else f"{collection}-{variant}-{stage}"
+
+
+def weights_hash(folder: Path) -> str:
+    """The content hash of a checkpoint's weights: its data version."""
+    files = sorted(folder.glob("*.safetensors"))
+    return ":".join(file_sha256(f)[:16] for f in files)
+
+
+def continued_from(folder: str) -> dict | None:
+    """Where a continued student started (`student.init_from`): the folder, its weights' hash and its
+    card's own lineage, read before training, which may overwrite that folder."""
+    if not folder:
+        return None
+    card_path = Path(folder) / CARD_FILE
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    return {"path": folder, "weights_sha256": weights_hash(Path(folder)), "mlflow_run_id": card.get("mlflow_run_id"),
+            "optimizer_steps": card.get("result", {}).get("optimizer_steps"),
+            "training_data": card.get("training_data")}
 
 
 def figure(value: float | None) -> str:
