@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import dagster as dg
 import psutil
 
+from rr_assets.core.registry import PROMOTION_CHECKS
 from rr_assets.core.settings import ExecutionSettings
 from rr_assets.dagster_internals import StaleCauseCategory, StaleStatus, stale_resolver
 from rr_assets.jobs import (
@@ -27,7 +28,6 @@ from rr_assets.jobs import (
 )
 from rr_assets.partitions import collection_partitions, collection_variant_partitions, latest_metadata, variant_key
 from rr_assets.runs import (
-    CHAMPION_CHECK,
     RUN_HOST_TAG,
     RUN_PID_TAG,
     RunOutcome,
@@ -225,13 +225,13 @@ class Refresher:
         return steps
 
     def _promotion_blocked(self, keys: tuple[dg.AssetKey, ...], partition) -> bool:
-        """The champion alias moves only after a candidate passed beats_champion: its latest
+        """The champion alias moves only after a candidate passed its promotion checks: its latest
         materialisation says whether it did (a blocking check stops a promotion in its own run;
-        this keeps a later run from promoting a candidate that failed it)."""
+        this keeps a later run from promoting a candidate that failed one)."""
         if keys != (CHAMPION_ASSET,):
             return False
-        value = (latest_metadata(self.instance, CANDIDATE_ASSET, partition) or {}).get(CHAMPION_CHECK)
-        return value is not None and not value
+        metadata = latest_metadata(self.instance, CANDIDATE_ASSET, partition) or {}
+        return any(metadata.get(check) is False for check in PROMOTION_CHECKS)
 
     def run(self, force: bool = False) -> bool:
         """Materialise what is missing or stale, asset by asset in dependency order, the partitions
@@ -246,7 +246,8 @@ class Refresher:
                 if reason is None:
                     continue
                 if self._promotion_blocked(keys, partition):
-                    self.say(f"{Step(keys, partition, '').label}: the champion stays (the candidate did not beat it)")
+                    self.say(f"{Step(keys, partition, '').label}: the champion stays (the candidate did not pass "
+                             f"{' and '.join(PROMOTION_CHECKS)})")
                     continue
                 steps.append(Step(keys, partition, reason))
             if steps and not self._run_unit(steps):
@@ -318,7 +319,9 @@ class Refresher:
                 self.say(f"  warning: {warning}")
             return True
         if outcome.champion_kept:
-            self.say(f"{step.label}: done; the champion stays (the candidate did not beat it on the dev slice)")
+            self.say(f"{step.label}: done; the champion stays, because:")
+            for reason in outcome.failed_checks:
+                self.say(f"  {reason}")
             return True
         if outcome.interrupted:
             self.say(f"{step.label}: INTERRUPTED ({step.reason}; dagster run {outcome.run_id})")

@@ -19,10 +19,10 @@ import dagster as dg
 import psutil
 
 from rr_assets.core.processes import die_with_parent
+from rr_assets.core.registry import PROMOTION_CHECKS
 from rr_assets.core.settings import ExecutionSettings
 
 RUN_PID_TAG, RUN_HOST_TAG = "rr/pid", "rr/host"
-CHAMPION_CHECK = "beats_champion"
 # A step's run in a child process: Python, dagster, torch and rr imported (~0.9 GB resident), plus
 # the stage's own peak (the Lucene indexer's JVM, a student's activations); measured on the demo
 # and SciFact configs, rounded up.
@@ -91,7 +91,7 @@ def outcome_of(result) -> RunOutcome:
                 if m.asset_key == dg.AssetKey("champion") and "promoted" in m.materialization.metadata]
     return RunOutcome(
         run_id=result.run_id, success=result.success, interrupted=interrupted, failed_checks=tuple(warnings),
-        champion_kept=bool(failed) and all(c.check_name == CHAMPION_CHECK for c in failed)
+        champion_kept=bool(failed) and all(c.check_name in PROMOTION_CHECKS for c in failed)
         and all(e.step_key == "champion_candidate" for e in failures),
         promoted=promoted[0] if promoted else None)
 

@@ -71,7 +71,8 @@ def write_config(path: Path, home: Path, mlruns: Path, **sections) -> Path:
         "collections": {"demo": {"path": str(DEMO_DIR)}},
         "teacher": {"judge_depth": 4, "train_queries": 6, "eval_queries": 4, "reasoning_queries": 3, "concurrency": 2},
         "student": {"epochs": 1, "group_size": 4, "batch_groups": 2, "gradient_accumulation": 1,
-                    "student_doc_words": 40, "eval_every": 2, "dev_queries": 4, "rerank_depth": 5},
+                    "student_doc_words": 40, "eval_every": 2, "dev_queries": 4, "rerank_depth": 5,
+                    "promotion_max_p": 1.0},  # 4 dev queries cannot show significance: any dev gain promotes
         "rl": {"pairs": 2, "samples_per_pair": 2, "pairs_per_step": 1, "steps": 1, "max_new_tokens": 8},
         "explain": {"queries": 2, "max_new_tokens": 8},
         "mlflow_tracking_uri": f"sqlite:///{mlruns}/mlflow.db",

@@ -105,7 +105,7 @@ def stage_costs(instance: dg.DagsterInstance, collection: str, trained_on: str, 
 
 @dg.asset(deps=["student_scores", "teacher_judgments", "teacher_rankings", "teacher_injection_probe",
                 "first_stage_candidates", "qrels", "splits"],
-          partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"}, code_version="1")
+          partitions_def=collection_partitions, group_name="benchmark", kinds={"ir_measures", "mlflow"}, code_version="2")
 def benchmark_report(
     context: dg.AssetExecutionContext, home: RRHome, teacher: dg.ResourceParam[TeacherService],
     student: dg.ResourceParam[StudentSettings], collections: dg.ResourceParam[Collections], tracker: Tracker,
@@ -189,12 +189,12 @@ def benchmark_report(
             notes.append(f"{variant}: no RL refinement (`rl.enabled: false`), so no `student_rl` rows.")
     injection = [f"{r.prompt_variant}: {r.pairs} judged pairs re-judged with planted instructions; mean label shift "
                  f"{r.shift:+.2f}, labels raised in {r.raised:.0%} of pairs" for r in probe.itertuples()]
-    samples = [Sample(f"teacher ({r.prompt_variant})", r.query, r.doc_id, str(r.label), r.explanation)
+    samples = [Sample(f"teacher ({r.prompt_variant})", r.query, r.doc_id, f"label {r.label}", r.explanation)
                for r in label_sources.head(3).itertuples()]
     query_texts = dict(zip(candidates["query_id"], candidates["query"]))
     explained = frames["students"][frames["students"]["explanation"].notna()].head(3)
     samples += [Sample(f"student {r.stage} ({r.prompt_variant}, explain mode)", query_texts.get(r.query_id, ""), r.doc_id,
-                       f"{r.score:.2f}", r.explanation) for r in explained.itertuples()]
+                       f"score {r.score:.2f}", r.explanation) for r in explained.itertuples()]
     report = Report(collection, first_name, len(qrels), results, published,
                     stage_costs(context.instance, collection, trained_on, variants,
                                 warehouse.query("report_teacher_answers", params), teacher), curves,

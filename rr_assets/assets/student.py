@@ -12,13 +12,22 @@ import dagster as dg
 import pandas as pd
 
 from rr_assets.core.checkpoints import CARD_FILE, STUDENT_FILE, checkpoint_name, continued_from, weights_hash, write_card
-from rr_assets.core.registry import DEV_METRIC_TAG, RegisteredVersion, StudentRegistry, registered_name
+from rr_assets.core.registry import (
+    CHAMPION_GATE,
+    DEV_METRIC_TAG,
+    FIRST_STAGE_GATE,
+    FIRST_STAGE_METRIC_TAG,
+    FIRST_STAGE_P_TAG,
+    RegisteredVersion,
+    StudentRegistry,
+    registered_name,
+)
 from rr_assets.core.rl import GRPORefiner
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.settings import ExplainSettings, RLSettings, StudentSettings
 from rr_assets.core.student_data import dev_set, held_out_explanation_quality, reasoning_targets, training_examples
 from rr_assets.core.student_model import choose_precision
-from rr_assets.core.training import StudentTrainer, dev_ndcg
+from rr_assets.core.training import StudentTrainer, evaluate_on_dev
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions
 from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
 
@@ -35,6 +44,13 @@ def student_base_model(base: dg.ResourceParam[StudentBase]) -> dg.MaterializeRes
                   "seconds": round(time.monotonic() - started, 1)},
         data_version=dg.DataVersion(f"{base.settings.base_model}:{folder}"),
     )
+
+
+def dev_tags(dev_ndcg: float | None, first_stage_dev_ndcg: float | None, p_value: float | None) -> dict[str, object]:
+    """A registered version's dev figures: its nDCG@10, the first stage's on the same queries, and
+    the paired t-test p between them ('' where there is no dev slice)."""
+    return {tag: "" if value is None else value for tag, value in (
+        (DEV_METRIC_TAG, dev_ndcg), (FIRST_STAGE_METRIC_TAG, first_stage_dev_ndcg), (FIRST_STAGE_P_TAG, p_value))}
 
 
 def imported_models(files) -> str:
@@ -58,7 +74,7 @@ LEARNED_CHECK, FIRST_STAGE_CHECK = "learned_on_dev", "beats_first_stage_on_dev"
 
 
 @dg.asset(deps=["train_pointwise", "train_pairwise", "train_listwise", "splits", "first_stage_candidates", "qrels",
-                student_base_model], kinds={"peft", "torch"}, code_version="4", **STUDENT_ASSET,
+                student_base_model], kinds={"peft", "torch"}, code_version="5", **STUDENT_ASSET,
           check_specs=[
               dg.AssetCheckSpec(LEARNED_CHECK, asset="student_checkpoint",
                                 description="Training beat the untrained model on the dev slice; warns when checkpoint "
@@ -142,7 +158,7 @@ def student_checkpoint(
         version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
             "stage": "sft", "prompt_variant": variant.name, "prompt_hash": variant.content_hash,
             "teacher_model": card["teacher_model"], "dagster_run_id": context.run.run_id, "dev_collection": dev_collection,
-            DEV_METRIC_TAG: result.best_dev_ndcg if result.best_dev_ndcg is not None else "",
+            **dev_tags(result.best_dev_ndcg, result.first_stage_dev_ndcg, result.first_stage_dev_p),
             **{f"data_version.{k}": v for k, v in data_versions.items()}})
     yield dg.MaterializeResult(
         metadata={"path": str(out_dir), "train_examples": len(examples), "optimizer_steps": result.optimizer_steps,
@@ -164,7 +180,7 @@ def student_checkpoint(
                                   metadata=dev_facts)
 
 
-@dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, code_version="4", **STUDENT_ASSET)
+@dg.asset(deps=[student_checkpoint, "train_pointwise"], kinds={"torch"}, code_version="5", **STUDENT_ASSET)
 def student_rl_checkpoint(
     context: dg.AssetExecutionContext, home: RRHome, rl: dg.ResourceParam[RLSettings],
     student: dg.ResourceParam[StudentSettings], tracker: Tracker, collections: dg.ResourceParam[Collections],
@@ -192,8 +208,9 @@ def student_rl_checkpoint(
 
         result = GRPORefiner(rl, precision, log).refine(sft_dir, examples, out_dir)
         dev = dev_set(warehouse, collections.source(collection).dev_from or collection, student)
-        value = dev_ndcg(StudentReranker(out_dir, precision, student.score_token_budget), dev,
-                         student.score_batch_size) if dev else None
+        compared = evaluate_on_dev(StudentReranker(out_dir, precision, student.score_token_budget), dev,
+                                   student.score_batch_size) if dev else None
+        value = compared.ndcg if compared else None
         card = {**sft_card, "name": out_dir.name, "stage": "rl", "from_checkpoint": str(sft_dir), "rl_settings": asdict(rl),
                 "rl_curve": result.curve, "rl_stop_reason": result.stop_reason, "dev_nDCG@10": value,
                 "dagster_run_id": context.run.run_id, "mlflow_run_id": tracked.run_id,
@@ -202,7 +219,8 @@ def student_rl_checkpoint(
         version = tracker.registry().register(registered_name(collection), out_dir, tracked.run_id, {
             "stage": "rl", "prompt_variant": variant_name, "prompt_hash": sft_card["prompt_hash"],
             "teacher_model": sft_card["teacher_model"], "dagster_run_id": context.run.run_id,
-            DEV_METRIC_TAG: value if value is not None else "", "from_mlflow_run": sft_card["mlflow_run_id"]})
+            "from_mlflow_run": sft_card["mlflow_run_id"],
+            **dev_tags(value, *((compared.first_stage_ndcg, compared.p_value) if compared else (None, None)))})
     return dg.MaterializeResult(
         metadata={"enabled": True, "path": str(out_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
                   "final_reward": result.curve[-1]["reward"] if result.curve else None,
@@ -301,30 +319,41 @@ def best_registered(registry: StudentRegistry, home: RRHome, collection: str, va
     return max(found, key=lambda v: v.dev_ndcg, default=None)
 
 
-@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], code_version="1", **STUDENT_ASSET,
-          check_specs=[dg.AssetCheckSpec("beats_champion", asset="champion_candidate", blocking=True,
+@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], code_version="2", **STUDENT_ASSET,
+          check_specs=[dg.AssetCheckSpec(FIRST_STAGE_GATE, asset="champion_candidate", blocking=True,
+                                         description="On the dev slice the candidate alone ranks above the first stage, "
+                                                     "with a paired t-test p below student.promotion_max_p; a failure "
+                                                     "blocks the promotion"),
+                       dg.AssetCheckSpec(CHAMPION_GATE, asset="champion_candidate", blocking=True,
                                          description="The candidate beats the registry's champion on the dev slice; "
                                                      "a failure blocks the promotion")])
-def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker):
+def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker,
+                       student: dg.ResourceParam[StudentSettings]):
     """This variant's best checkpoint (distilled or RL-refined, by dev nDCG@10), set against the
-    collection's current `champion` in the MLflow model registry."""
+    first stage on the dev slice and against the collection's current `champion` in the MLflow
+    model registry: it may be promoted only when it beats both."""
     collection, variant_name = collection_and_variant(context)
     registry = tracker.registry()
     candidate = best_registered(registry, home, collection, variant_name)
     if candidate is None:
         raise dg.Failure(f"no registered checkpoint of {collection}/{variant_name} has a dev nDCG@10 (is there a dev slice?)")
     champion = registry.champion(candidate.name)
-    beats = candidate.beats(champion)
-    facts = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg,
-             "champion": champion.uri if champion else None,
-             "champion_dev_nDCG@10": champion.dev_ndcg if champion else None}
-    yield dg.MaterializeResult(metadata={**facts, "beats_champion": beats}, data_version=dg.DataVersion(candidate.uri))
-    yield dg.AssetCheckResult(check_name="beats_champion", passed=beats, metadata=facts)
+    beats_first_stage, beats = candidate.beats_first_stage(student.promotion_max_p), candidate.beats(champion)
+    against_first_stage = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg,
+                           "first_stage_dev_nDCG@10": candidate.first_stage_dev_ndcg, "p": candidate.first_stage_p,
+                           "max_p": student.promotion_max_p}
+    against_champion = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg,
+                        "champion": champion.uri if champion else None,
+                        "champion_dev_nDCG@10": champion.dev_ndcg if champion else None}
+    yield dg.MaterializeResult(metadata={**against_first_stage, **against_champion, FIRST_STAGE_GATE: beats_first_stage,
+                                         CHAMPION_GATE: beats}, data_version=dg.DataVersion(candidate.uri))
+    yield dg.AssetCheckResult(check_name=FIRST_STAGE_GATE, passed=beats_first_stage, metadata=against_first_stage)
+    yield dg.AssetCheckResult(check_name=CHAMPION_GATE, passed=beats, metadata=against_champion)
 
 
 @dg.asset(deps=[champion_candidate], code_version="1", **STUDENT_ASSET)
 def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) -> dg.MaterializeResult:
-    """Moves the collection's `champion` alias to the candidate (runs only when beats_champion passed).
+    """Moves the collection's `champion` alias to the candidate (runs only when both its checks passed).
     The alias is shared by the collection's variants: when another variant's candidate was promoted
     since this one was checked and this one no longer beats it, the champion stays (`promoted` is
     false in the metadata)."""

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHAMPION = "champion"
+# The blocking checks of a champion candidate: one that fails either stays out of the alias, which
+# is reported, not a failure.
+FIRST_STAGE_GATE, CHAMPION_GATE = "beats_first_stage", "beats_champion"
+PROMOTION_CHECKS = (FIRST_STAGE_GATE, CHAMPION_GATE)
 DEV_METRIC_TAG = "dev_ndcg_at_10"
+FIRST_STAGE_METRIC_TAG = "first_stage_dev_ndcg_at_10"  # the first stage on the same dev queries
+FIRST_STAGE_P_TAG = "dev_p_vs_first_stage"  # paired t-test p of the version against it there
 
 
 def registered_name(collection: str) -> str:
@@ -27,10 +33,28 @@ class RegisteredVersion:
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
 
+    def _figure(self, tag: str) -> float | None:
+        value = self.tags.get(tag)
+        return float(value) if value not in (None, "") else None
+
     @property
     def dev_ndcg(self) -> float | None:
-        value = self.tags.get(DEV_METRIC_TAG)
-        return float(value) if value not in (None, "") else None
+        return self._figure(DEV_METRIC_TAG)
+
+    @property
+    def first_stage_dev_ndcg(self) -> float | None:
+        return self._figure(FIRST_STAGE_METRIC_TAG)
+
+    @property
+    def first_stage_p(self) -> float | None:
+        return self._figure(FIRST_STAGE_P_TAG)
+
+    def beats_first_stage(self, max_p: float) -> bool:
+        """Whether, on the dev slice, this version alone ranks above the first stage, with a paired
+        t-test p below `max_p` (1.0: any gain). A version without those figures does not."""
+        if None in (self.dev_ndcg, self.first_stage_dev_ndcg, self.first_stage_p):
+            return False
+        return self.dev_ndcg > self.first_stage_dev_ndcg and (max_p >= 1.0 or self.first_stage_p < max_p)
 
     def beats(self, champion: RegisteredVersion | None) -> bool:
         """Whether this version may take the `champion` alias: there is no champion, it is this

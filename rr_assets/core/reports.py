@@ -22,7 +22,7 @@ class Sample:
     system: str
     query: str
     doc_id: str
-    label: str
+    verdict: str  # "label 2" (a teacher's) or "score 0.93" (a student's)
     explanation: str
 
 
@@ -162,7 +162,7 @@ def write_report(out_dir: str | Path, report: Report) -> dict[str, Path]:
     if report.samples:
         lines += ["## Samples", ""]
         for s in report.samples:
-            lines += [f"- **{s.system}** · query: {s.query[:160]}", f"  - `{s.doc_id}` label {s.label}: {s.explanation[:300]}"]
+            lines += [f"- **{s.system}** · query: {s.query[:160]}", f"  - `{s.doc_id}` {s.verdict}: {s.explanation[:300]}"]
     paths["report"].write_text("\n".join(lines) + "\n")
     return paths
 

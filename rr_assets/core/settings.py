@@ -114,6 +114,9 @@ class StudentSettings:
     patience: int = setting(3, "dev evaluations without improvement before training stops")
     dev_queries: int = setting(60, "dev-slice queries scored at each evaluation; -1 = all")
     time_budget_minutes: float = setting(0.0, "stop training cleanly after this long, keeping the best checkpoint; 0 = no limit")
+    promotion_max_p: float = setting(0.05, "a candidate takes the registry's champion alias only when, on the dev "
+                                           "slice, the student alone ranks above the first stage with a paired t-test "
+                                           "p below this (as well as beating the champion); 1.0 = any gain")
     fusion_max_p: float = setting(1.0, "the fused system (student+first_stage) is used only when its dev gain over the "
                                        "first stage has a paired t-test p below this; else its weight is 0 (the first "
                                        "stage alone); 1.0 = any gain")
@@ -122,6 +125,9 @@ class StudentSettings:
     score_token_budget: int = setting(0, "tokens (longest pair × pairs) per scoring forward pass over length-sorted "
                                          "pairs; 0 = sized from free GPU memory on CUDA, score_batch_size pairs on the CPU")
     seed: int = setting(0, "seed of initialisation, grouping and sampling")
+    gradient_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass instead of "
+                                                  "keeping them: much less memory for larger batches on a GPU, for "
+                                                  "about a third more compute; the same gradients")
     processes: int = setting(1, "training processes (PyTorch DistributedDataParallel), e.g. one per GPU of a multi-GPU "
                                 "node, gloo on the CPU; each runs gradient_accumulation / processes of every "
                                 "optimizer step's forward passes, so the global batch and the loss curve stay one "

@@ -207,6 +207,17 @@ def load_student(checkpoint_dir: str | Path, precision: Precision, merged: bool 
     return model.eval(), tokenizer, info
 
 
+def checkpoint_activations(model):
+    """Gradient (activation) checkpointing on every transformer block, non-reentrant (no input
+    needs requires_grad under a frozen embedding); through a peft wrapper too."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's name; the older one below
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return model
+
+
 def cast_weights(model, dtype: torch.dtype):
     """The model's parameters in `dtype`, in place; its buffers keep theirs, as from_pretrained(dtype=)
     leaves them (`model.to(dtype)` would round Gemma's rotary frequencies to bf16 too)."""

@@ -24,13 +24,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from rr_assets.core.fusion import choose_fusion_weight
-from rr_assets.core.metrics import ndcg_at_10, reranked
+from rr_assets.core.metrics import compare, ndcg_at_10, per_query, reranked
 from rr_assets.core.processes import die_with_parent
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_model import (
     Precision,
     StudentExample,
     StudentInfo,
+    checkpoint_activations,
     encode,
     expected_label,
     explain_prefix,
@@ -141,9 +142,26 @@ def dev_scores(reranker, dev: DevSet, batch_size: int) -> dict[str, dict[str, fl
     return scores
 
 
-def dev_ndcg(reranker, dev: DevSet, batch_size: int) -> float:
-    """nDCG@10 on the dev slice of the first stage reranked by `reranker`."""
-    return ndcg_at_10(dev.qrels, reranked(dev.first_stage_run(), dev_scores(reranker, dev, batch_size)))
+@dataclass(frozen=True)
+class DevComparison:
+    """A reranker against the first stage on the dev slice: nDCG@10 of each, and the paired t-test p."""
+
+    ndcg: float
+    first_stage_ndcg: float
+    p_value: float
+
+
+def compare_on_dev(dev: DevSet, scores: dict[str, dict[str, float]]) -> DevComparison:
+    """How the first stage reranked by `scores` compares with it on the dev slice."""
+    first_stage = dev.first_stage_run()
+    run = reranked(first_stage, scores)
+    gain = compare(per_query(dev.qrels, run), per_query(dev.qrels, first_stage))
+    return DevComparison(ndcg_at_10(dev.qrels, run), ndcg_at_10(dev.qrels, first_stage), gain.p_value_t)
+
+
+def evaluate_on_dev(reranker, dev: DevSet, batch_size: int) -> DevComparison:
+    """The dev slice's first stage reranked by `reranker`, against the first stage alone."""
+    return compare_on_dev(dev, dev_scores(reranker, dev, batch_size))
 
 
 @dataclass(frozen=True)
@@ -177,6 +195,7 @@ class TrainResult:
     best_step: int = 0
     best_dev_ndcg: float | None = None
     first_stage_dev_ndcg: float | None = None
+    first_stage_dev_p: float | None = None  # paired t-test p of the kept checkpoint against the first stage on dev
     fusion_weight: float | None = None
     fusion_dev_ndcg: float | None = None
     budget_note: str = ""  # set when the time budget covers less than an epoch
@@ -439,6 +458,8 @@ class StudentTrainer:
 
         tokenizer = load_tokenizer(self.base_model_dir)
         model = _adapted_model(self.base_model_dir, s, self.labels, self.precision)
+        if s.gradient_checkpointing:
+            checkpoint_activations(model)
         trainable = [p for p in model.parameters() if p.requires_grad]
         trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
         result = TrainResult(precision=self.precision.name, trainable_parameters=sum(p.numel() for p in trainable))
@@ -569,6 +590,7 @@ class StudentTrainer:
         if best_state is not None:
             model.load_state_dict(best_state, strict=False)
         if dev and best_scores is not None:
+            result.first_stage_dev_p = compare_on_dev(dev, best_scores).p_value
             result.fusion_weight, result.fusion_dev_ndcg = choose_fusion_weight(dev.qrels, first_stage, best_scores,
                                                                                 s.fusion_max_p)
         self._save(model, tokenizer, Path(out_dir), result)

@@ -138,8 +138,16 @@ def test_mlflow_runs_lead_back_to_dagster(pipeline):
     assert student.data.params["listwise_target"].startswith(("teacher window order", "direct labels"))
     versions = client.search_model_versions("name = 'rr-demo'")
     assert {v.tags["stage"] for v in versions} == {"sft", "rl"}
-    champion = client.get_model_version_by_alias("rr-demo", "champion")
-    assert champion.tags["prompt_variant"] == "grounded" and champion.tags["prompt_hash"]
+    # the alias names the candidate exactly when it ranked the dev slice above BM25 (promotion_max_p 1.0)
+    gate = dg.AssetCheckKey(dg.AssetKey("champion_candidate"), "beats_first_stage")
+    promoted = instance.event_log_storage.get_latest_asset_check_execution_by_key([gate])[gate].status.value == "SUCCEEDED"
+    candidate = latest_metadata(instance, "champion_candidate")
+    assert promoted == (candidate["candidate_dev_nDCG@10"] > candidate["first_stage_dev_nDCG@10"])
+    aliased = {alias for v in versions for alias in v.aliases}
+    assert aliased == ({"champion"} if promoted else set())
+    if promoted:
+        champion = client.get_model_version_by_alias("rr-demo", "champion")
+        assert champion.tags["prompt_variant"] == "grounded" and champion.tags["prompt_hash"]
 
 
 def test_forced_rerun_of_an_unchanged_prompt_costs_no_teacher_calls(pipeline):
@@ -156,7 +164,7 @@ def test_rerank_cli_uses_the_checkpoint(pipeline, tmp_path):
     docs = tmp_path / "docs.jsonl"
     docs.write_text('{"_id": "a", "text": "Yeast ferments faster when warm."}\n'
                     '{"_id": "b", "title": "Tabs", "text": "Browsers can pin tabs."}\n')
-    for model, mode in ((f"{config.home}/checkpoints/demo-grounded", "score"), ("models:/rr-demo@champion", "explain")):
+    for model, mode in ((f"{config.home}/checkpoints/demo-grounded", "score"), ("models:/rr-demo/1", "explain")):
         out = subprocess.run(
             [sys.executable, "-m", "rr_assets.cli", "rerank", "--model", model, "-c", config.source_file,
              "--query", "Why does dough rise slowly in winter?", "--docs", str(docs), "--mode", mode],
@@ -201,7 +209,7 @@ def test_lineage_audit_walks_from_checkpoint_to_corpus(pipeline):
     assert steps["train_pointwise"]["table_hash"] == lineage["card"]["data_versions"]["train_pointwise"]
     assert all(s["dagster_run_id"] for s in steps.values())
     text = subprocess.run(
-        [sys.executable, "-m", "rr_assets.cli", "lineage", "models:/rr-demo@champion", "-c", config.source_file],
+        [sys.executable, "-m", "rr_assets.cli", "lineage", "models:/rr-demo/1", "-c", config.source_file],
         capture_output=True, text=True, check=True, timeout=300,
     ).stdout
     assert "teacher_judgments[" in text and "prompt_hash=" in text and "(as above)" in text

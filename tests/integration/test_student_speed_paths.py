@@ -1,15 +1,21 @@
 """The student's fast paths give what the plain ones give: batches by tokens score as pairs one at a
-time, and explanations generated over a static KV cache (what CUDA runs, compiled there) are the
-dynamic cache's, word for word, at temperature 0. In float32 on the CPU, with the real Gemma 3 270M
-weights and a tiny Gemma 3 whose sliding window the prompts overflow."""
+time, explanations generated over a static KV cache (what CUDA runs, compiled there) are the
+dynamic cache's, word for word, at temperature 0, and gradient checkpointing trains the same steps.
+In float32 on the CPU, with the real Gemma 3 270M weights and a tiny Gemma 3 whose sliding window
+the prompts overflow."""
+
+from dataclasses import replace
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from rr_assets.core import training
 from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.student_model import (
     Precision,
     StudentInfo,
+    checkpoint_activations,
     explain_prefix,
     generate_explanations,
     label_token_ids,
@@ -17,7 +23,9 @@ from rr_assets.core.student_model import (
     load_tokenizer,
     score_pairs,
 )
+from rr_assets.core.training import StudentTrainer
 from tests.conftest import demo_pairs
+from tests.integration.test_student import SETTINGS, tiny_set
 
 pytestmark = pytest.mark.integration
 LABELS = (0, 1, 2)
@@ -102,3 +110,37 @@ def test_a_static_cache_under_bf16_autocast_needs_bfloat16_weights(tiny):
     with pytest.raises(ValueError, match="needs bfloat16 weights"):
         generate_explanations(tiny.model, tiny.tokenizer, ["Query: a\nDocument: b\nExplanation:"], 4, 1,
                               Precision(torch.device("cpu"), True), static_cache=True)
+
+
+def test_checkpointed_blocks_run_twice_and_give_the_same_gradients(tiny_checkpoint):
+    """With checkpointing, each block's forward runs again in the backward pass (its activations were
+    not kept), and the gradients are the ones kept activations give."""
+    ids = torch.randint(4, 1000, (2, 12), generator=torch.Generator().manual_seed(0))
+
+    def one_pass(checkpointed: bool) -> tuple[int, list[torch.Tensor]]:
+        model = load_base_model(tiny_checkpoint, FLOAT32).train()
+        if checkpointed:
+            checkpoint_activations(model)
+        calls = []
+        model.model.layers[0].mlp.register_forward_hook(lambda *_: calls.append(1))  # inside the checkpointed forward
+        model(input_ids=ids, labels=ids).loss.backward()
+        return len(calls), [p.grad for p in model.parameters() if p.grad is not None]
+
+    (plain_calls, plain), (checkpointed_calls, checkpointed) = one_pass(False), one_pass(True)
+    assert (plain_calls, checkpointed_calls) == (1, 2)
+    assert len(plain) == len(checkpointed) and all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, checkpointed))
+
+
+def test_the_gradient_checkpointing_setting_trains_the_same_steps(tiny_checkpoint, tmp_path, monkeypatch):
+    checkpointed_models = []
+    monkeypatch.setattr(training, "checkpoint_activations",
+                        lambda model: checkpointed_models.append(model) or checkpoint_activations(model))
+    settings = replace(SETTINGS, epochs=1, max_steps=3)
+    plain = StudentTrainer(str(tiny_checkpoint), settings, LABELS, FLOAT32).train(tiny_set(), tmp_path / "plain")
+    assert not checkpointed_models
+    checkpointed = StudentTrainer(str(tiny_checkpoint), replace(settings, gradient_checkpointing=True), LABELS,
+                                  FLOAT32).train(tiny_set(), tmp_path / "checkpointed")
+    assert len(checkpointed_models) == 1
+    assert [r["loss"] for r in checkpointed.curve] == pytest.approx([r["loss"] for r in plain.curve], abs=1e-5)
+    before, after = (load_file(tmp_path / name / "adapter_model.safetensors") for name in ("plain", "checkpointed"))
+    assert before.keys() == after.keys() and all(torch.allclose(before[k], after[k], atol=1e-5) for k in before)

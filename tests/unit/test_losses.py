@@ -1,3 +1,4 @@
+import math
 import random
 
 import pytest
@@ -9,7 +10,7 @@ from rr_assets.core.training import (
     DevSet,
     TrainResult,
     budget_shortfall,
-    dev_ndcg,
+    evaluate_on_dev,
     learning_rate_factor,
     listwise_label_loss,
     listwise_loss,
@@ -143,12 +144,15 @@ class ByWordOverlap:
         return [float(len(set(q.split()) & set(d.split()))) for q, d in pairs]
 
 
-def test_dev_ndcg_scores_the_reranked_dev_slice():
-    dev = DevSet(queries={"q": "tides moon"},
-                 candidates={"q": [("d1", "cats and dogs", 2.0), ("d2", "the moon drives tides", 1.0)]},
-                 qrels={"q": {"d2": 1}})
-    assert dev.first_stage_run() == {"q": {"d1": 2.0, "d2": 1.0}}
-    assert dev_ndcg(ByWordOverlap(), dev, batch_size=4) == pytest.approx(1.0)
+def test_the_dev_evaluation_scores_the_reranked_dev_slice_against_the_first_stage():
+    dev = DevSet(queries={"q": "tides moon", "r": "red cats"},
+                 candidates={"q": [("d1", "cats and dogs", 2.0), ("d2", "the moon drives tides", 1.0)],
+                             "r": [("d3", "red cats nap", 2.0), ("d4", "blue dogs", 1.0)]},
+                 qrels={"q": {"d2": 1}, "r": {"d3": 1}})
+    assert dev.first_stage_run() == {"q": {"d1": 2.0, "d2": 1.0}, "r": {"d3": 2.0, "d4": 1.0}}
+    compared = evaluate_on_dev(ByWordOverlap(), dev, batch_size=4)
+    assert compared.ndcg == pytest.approx(1.0) and compared.first_stage_ndcg == pytest.approx((1 / math.log2(3) + 1) / 2)
+    assert 0.0 < compared.p_value <= 1.0
 
 
 def test_the_card_says_which_listwise_target_trained():
