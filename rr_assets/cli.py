@@ -101,7 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _activate(args.config)
     if args.submit_to:
         config = replace(config, execution=replace(config.execution, submit_to=args.submit_to))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # between steps too: SIGTERM stops like Ctrl-C
+    # SIGINT raises KeyboardInterrupt even where rr inherited it ignored (a command started with `&` by a
+    # non-interactive shell), and SIGTERM stops like it, between steps too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         ok = materialize(config, args.select, args.collection, args.variant, args.force, args.dry_run, args.verbose)
     except KeyboardInterrupt:

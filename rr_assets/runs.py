@@ -124,6 +124,7 @@ class StepRun:
 
 def _child(step: StepRun, conn: Connection) -> None:
     die_with_parent(multiprocessing.parent_process().pid)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # rr's SIGINT stops the run, even if inherited ignored
     from rr_assets.config import load_config
     from rr_assets.definitions import build_definitions
 

@@ -24,12 +24,18 @@ from tests.integration.test_imported_teacher import answer_lines
 pytestmark = pytest.mark.e2e
 
 
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class RRProcess:
-    """`rr run` in the background, its merged output read line by line."""
+    """`rr run` in the background, its merged output read line by line. It starts with SIGINT
+    ignored, as a command started with `&` by a non-interactive shell does: rr must still stop on it."""
 
     def __init__(self, config, env):
         self.process = subprocess.Popen([sys.executable, "-m", "rr_assets.cli", "run", "-c", str(config)], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        preexec_fn=_sigint_ignored)
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -60,7 +66,10 @@ def interrupt(rr: RRProcess, sig: int = signal.SIGINT) -> tuple[int, float]:
     """Send `sig`; (exit code, seconds to exit)."""
     sent_at = time.monotonic()
     rr.process.send_signal(sig)
-    code = rr.process.wait(timeout=30)
+    try:
+        code = rr.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"rr did not exit within 30 s of signal {sig}:\n{rr.output[-3000:]}") from None
     return code, time.monotonic() - sent_at
 
 
