@@ -115,6 +115,14 @@ def test_celery_workers_build_the_same_tables_as_an_in_process_run(tmp_path, mon
     assert tables(spread) == tables(reference)
 
 
+def command_line(process: psutil.Process) -> str:
+    """The process's command line; '' for one that has just exited (a zombie until rr reaps it)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
+
+
 def test_kill_9_of_rr_leaves_no_step_process_of_the_multiprocess_executor(tmp_path):
     """The multiprocess executor's step processes die with the rr process that started them (the
     `home` resource arms PR_SET_PDEATHSIG in each), as rr's own children do: none goes on to
@@ -129,8 +137,8 @@ def test_kill_9_of_rr_leaves_no_step_process_of_the_multiprocess_executor(tmp_pa
         while not steps:
             assert time.monotonic() < deadline and rr.poll() is None, "no step process started"
             time.sleep(0.2)
-            steps = [p for p in psutil.Process(rr.pid).children() if "spawn_main" in " ".join(p.cmdline())
-                     and "resource_tracker" not in " ".join(p.cmdline())]
+            steps = [p for p in psutil.Process(rr.pid).children() if "spawn_main" in command_line(p)
+                     and "resource_tracker" not in command_line(p)]
         time.sleep(1)  # the step process is still importing: it would go on to run its step
     finally:
         rr.kill()
