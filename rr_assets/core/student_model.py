@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from rr_assets.core.checkpoints import STUDENT_FILE
+
+# peft 0.21 reads `is_gradient_checkpointing`, which transformers 5 deprecated, on every adapter it
+# wraps: a FutureWarning in each run's log that only a peft release can act on
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,6 @@ def explain_text(query: str, document: str, explanation: str, label: int, doc_wo
     return f"{explain_prefix(query, document, doc_words)} {explanation}\nRelevance: {label}"
 
 
-SCORE_HEADS = ("label", "query_likelihood")
-"""How score mode reads a pair: the expected label at the label position, or log P(query | document)
-(the student as a query-likelihood model: no label head, a prior the base model already has)."""
-
-
 def query_prompt(document: str, doc_words: int) -> str:
     """Query-likelihood mode: the document, then the query whose tokens are scored. Of three prompts
     tried untrained on 60 msmarco-dev600 queries (nDCG@10 over BM25's top 20; BM25 0.505), this one
@@ -89,6 +89,7 @@ class Precision:
 
     device: torch.device
     bf16: bool
+    bf16_weights: bool | None = None  # None: on CUDA under bf16
 
     @property
     def name(self) -> str:
@@ -96,11 +97,12 @@ class Precision:
 
     @property
     def weight_dtype(self) -> torch.dtype:
-        """The weights of an inference-only model: bfloat16 on CUDA under bf16 (autocast casts every
-        matmul's weights to bf16 anyway; stored so, they take half the memory and its traffic, and the
-        residual stream runs in bf16 too), float32 otherwise. Training keeps float32 weights: LoRA's
-        merge and unmerge, full fine-tuning."""
-        return torch.bfloat16 if self.bf16 and self.device.type == "cuda" else torch.float32
+        """The frozen weights: bfloat16 on CUDA under bf16 (autocast casts every matmul's weights to
+        bf16 anyway; stored so, they take half the memory and its traffic, and the residual stream
+        runs in bf16 too), float32 otherwise. What trains (LoRA's matrices, fully trained weights)
+        and its optimizer state stay float32."""
+        bf16_weights = self.device.type == "cuda" if self.bf16_weights is None else self.bf16_weights
+        return torch.bfloat16 if self.bf16 and bf16_weights else torch.float32
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
@@ -151,7 +153,9 @@ def load_tokenizer(path: str | Path):
 def load_base_model(path: str | Path, precision: Precision):
     """Float32 weights on the precision's device, with PyTorch's scaled_dot_product_attention."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a progress bar over the weights is noise in a run's log
     # sdpa computes the same attention as eager for Gemma 3 (transformers 5.23, which picks sdpa by
     # default too): Gemma3Attention passes no soft-cap to the attention function (Gemma 3 replaced
     # Gemma 2's attn_logit_softcapping with QK-norm; the config's is null, and sdpa would refuse one),
@@ -165,14 +169,15 @@ def load_base_model(path: str | Path, precision: Precision):
 class StudentInfo:
     """What the trainer records in STUDENT_FILE: the base model, the label scale, the document
     budget, the adapter kind, the fusion weight chosen on the dev slice and how score mode reads a
-    pair (`SCORE_HEADS`)."""
+    pair (`student.score_with`: the expected label at the label position, or log P(query | document),
+    the base model's own query-likelihood prior)."""
 
     base_model_dir: str
     labels: tuple[int, ...]
     doc_words: int
     adapter: str  # "lora" or "full"
     fusion_weight: float | None = None
-    score_with: str = "label"  # one of SCORE_HEADS
+    score_with: str = "label"  # or "query_likelihood"
 
     def write(self, folder: Path) -> None:
         (folder / STUDENT_FILE).write_text(json.dumps(self.__dict__, indent=2))
@@ -218,11 +223,13 @@ def checkpoint_activations(model):
     return model
 
 
-def cast_weights(model, dtype: torch.dtype):
-    """The model's parameters in `dtype`, in place; its buffers keep theirs, as from_pretrained(dtype=)
-    leaves them (`model.to(dtype)` would round Gemma's rotary frequencies to bf16 too)."""
+def cast_weights(model, dtype: torch.dtype, frozen_only: bool = False):
+    """The model's parameters (or only those that do not train) in `dtype`, in place; its buffers keep
+    theirs, as from_pretrained(dtype=) leaves them (`model.to(dtype)` would round Gemma's rotary
+    frequencies to bf16 too)."""
     for parameter in model.parameters():
-        parameter.data = parameter.data.to(dtype)
+        if not (frozen_only and parameter.requires_grad):
+            parameter.data = parameter.data.to(dtype)
     return model
 
 

@@ -31,6 +31,7 @@ from rr_assets.core.student_model import (
     Precision,
     StudentExample,
     StudentInfo,
+    cast_weights,
     checkpoint_activations,
     encode,
     expected_label,
@@ -458,6 +459,12 @@ class StudentTrainer:
 
         tokenizer = load_tokenizer(self.base_model_dir)
         model = _adapted_model(self.base_model_dir, s, self.labels, self.precision)
+        # a LoRA adapter's frozen base in bf16 on CUDA (Precision.weight_dtype), its matrices in float32;
+        # merging the adapter into bf16 weights and out again would round them, so dev scoring then runs
+        # the adapter unmerged
+        frozen_bf16 = hasattr(model, "peft_config") and self.precision.weight_dtype == torch.bfloat16
+        if frozen_bf16:
+            cast_weights(model, torch.bfloat16, frozen_only=True)
         if s.gradient_checkpointing:
             checkpoint_activations(model)
         trainable = [p for p in model.parameters() if p.requires_grad]
@@ -489,7 +496,8 @@ class StudentTrainer:
             nonlocal best_state, best_scores, stale_evals, evaluated_at
             evaluated_at = step
             model.eval()
-            with merged_adapter(model):  # on every rank: unmerging leaves the same float rounding in each replica
+            # on every rank: unmerging leaves the same float rounding in each replica
+            with nullcontext() if frozen_bf16 else merged_adapter(model):
                 if ranks.leader:
                     scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision,
                                           s.score_with)

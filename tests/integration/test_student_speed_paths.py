@@ -1,6 +1,7 @@
 """The student's fast paths give what the plain ones give: batches by tokens score as pairs one at a
 time, explanations generated over a static KV cache (what CUDA runs, compiled there) are the
-dynamic cache's, word for word, at temperature 0, and gradient checkpointing trains the same steps.
+dynamic cache's, word for word, at temperature 0, gradient checkpointing trains the same steps, and
+a bf16 frozen base (CUDA's) trains a float32 adapter.
 In float32 on the CPU, with the real Gemma 3 270M weights and a tiny Gemma 3 whose sliding window
 the prompts overflow."""
 
@@ -23,7 +24,7 @@ from rr_assets.core.student_model import (
     load_tokenizer,
     score_pairs,
 )
-from rr_assets.core.training import StudentTrainer
+from rr_assets.core.training import DevSet, StudentTrainer
 from tests.conftest import demo_pairs
 from tests.integration.test_student import SETTINGS, tiny_set
 
@@ -144,3 +145,34 @@ def test_the_gradient_checkpointing_setting_trains_the_same_steps(tiny_checkpoin
     assert [r["loss"] for r in checkpointed.curve] == pytest.approx([r["loss"] for r in plain.curve], abs=1e-5)
     before, after = (load_file(tmp_path / name / "adapter_model.safetensors") for name in ("plain", "checkpointed"))
     assert before.keys() == after.keys() and all(torch.allclose(before[k], after[k], atol=1e-5) for k in before)
+
+
+def test_a_bf16_base_trains_a_float32_adapter_and_stays_unrounded(tiny_checkpoint, tmp_path, monkeypatch):
+    """Under bf16 weights (CUDA's default, forced here on the CPU) the frozen base is bfloat16 and the
+    LoRA matrices float32; the loss follows float32 training's; dev scoring runs the adapter unmerged,
+    so the base weights end bit for bit as they were cast (a merge and unmerge in bf16 would round them)."""
+    models = []
+    monkeypatch.setattr(training, "_adapted_model",
+                        lambda *args, _adapted=training._adapted_model: models.append(_adapted(*args)) or models[-1])
+    examples = tiny_set()
+    dev = DevSet({e.query_id: e.query for e in examples},
+                 {q: [(e.doc_id, e.document, -i) for i, e in enumerate(e for e in examples if e.query_id == q)]
+                  for q in {e.query_id for e in examples}},
+                 {e.query_id: {e.doc_id: e.label} for e in examples if e.label})
+    settings = replace(SETTINGS, epochs=1, max_steps=3, eval_every=1, patience=5)
+    plain = StudentTrainer(str(tiny_checkpoint), settings, LABELS, FLOAT32).train(examples, tmp_path / "plain", dev)
+    bf16 = Precision(torch.device("cpu"), True, bf16_weights=True)
+    trained = StudentTrainer(str(tiny_checkpoint), settings, LABELS, bf16).train(examples, tmp_path / "bf16", dev)
+    model = models[-1]
+    dtypes = {name: (p.requires_grad, p.dtype) for name, p in model.named_parameters()}
+    assert {dtype for trains, dtype in dtypes.values() if trains} == {torch.float32}
+    assert {dtype for trains, dtype in dtypes.values() if not trains} == {torch.bfloat16}
+    base = load_base_model(tiny_checkpoint, FLOAT32).state_dict()
+    for name, parameter in model.named_parameters():
+        if "lora_" not in name:
+            key = name.removeprefix("base_model.model.").replace(".base_layer", "")
+            assert torch.equal(parameter, base[key].to(torch.bfloat16)), name
+    assert len(trained.dev_curve) == len(plain.dev_curve) == 4
+    assert [r["loss"] for r in trained.curve] == pytest.approx([r["loss"] for r in plain.curve], rel=0.05)
+    saved = load_file(tmp_path / "bf16" / "adapter_model.safetensors")
+    assert saved and {t.dtype for t in saved.values()} == {torch.float32}

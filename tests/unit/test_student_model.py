@@ -74,6 +74,17 @@ def test_weights_are_bfloat16_only_for_cuda_under_bf16():
     assert Precision(torch.device("cuda"), True).weight_dtype == torch.bfloat16
     assert Precision(torch.device("cuda"), False).weight_dtype == torch.float32
     assert Precision(torch.device("cpu"), True).weight_dtype == torch.float32  # a CPU keeps float32 under autocast
+    assert Precision(torch.device("cpu"), True, bf16_weights=True).weight_dtype == torch.bfloat16
+    assert Precision(torch.device("cuda"), False, bf16_weights=True).weight_dtype == torch.float32  # no autocast
+
+
+def test_only_frozen_weights_are_cast_when_asked():
+    model = tiny_gemma(hidden_size=64, layers=2)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = ".layers.1." in name
+    cast_weights(model, torch.bfloat16, frozen_only=True)
+    dtypes = {(p.requires_grad, p.dtype) for p in model.parameters()}
+    assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
 
 
 def test_label_rows_stay_float32_over_bfloat16_weights():
