@@ -40,6 +40,7 @@ from rr_assets.jobs import (
 )
 from rr_assets.partitions import collection_partitions, collection_variant_partitions
 from rr_assets.resources import Collections, RRHome, StudentBase, TeacherService, Tracker
+from rr_assets.run_logs import console_logger
 
 # Package data (pyproject.toml), so an installed rr finds its models; the top-level dbt_like_sql/ links here.
 SQL_MODELS_DIR = Path(__file__).resolve().parent / "dbt_like_sql"
@@ -142,6 +143,7 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
         sensors=[build_prompt_variant_sensor(config.prompts_dir), build_collection_sensor(config.collections),
                  automation_sensor],
         resources=build_resources(config),
+        loggers={"console": console_logger},
         executor=celery_executor if config.execution.executor == "celery" else dg.multi_or_in_process_executor,
     )
 
