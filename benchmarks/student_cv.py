@@ -30,7 +30,7 @@ from rr_assets.core.fusion import fuse
 from rr_assets.core.metrics import nested
 from rr_assets.core.prompts import load_variant
 from rr_assets.core.reports import results_table, significance
-from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_data import dev_set, reasoning_targets, training_examples
 from rr_assets.core.student_model import choose_precision

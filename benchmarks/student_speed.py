@@ -32,7 +32,7 @@ import torch
 from rr_assets.config import PROJECT_ROOT, load_config
 from rr_assets.core.collections import CollectionSource, Query, load_collection
 from rr_assets.core.metrics import ndcg_at_10, reranked
-from rr_assets.core.models import embedded_student
+from rr_assets.core.model_files import embedded_student
 from rr_assets.core.retrieval import build_index, search
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_model import (

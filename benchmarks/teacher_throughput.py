@@ -18,7 +18,7 @@ from pathlib import Path
 from rr_assets.config import RESOURCES_DIR
 from rr_assets.core.collections import CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
-from rr_assets.core.models import embedded_gguf
+from rr_assets.core.model_files import embedded_gguf
 from rr_assets.core.prompts import load_variant
 from rr_assets.core.teacher import JudgePair, RequestCache, Teacher, TeacherEndpoint
 from rr_assets.core.warehouse import Warehouse

@@ -27,7 +27,7 @@ from rr_assets.core.checkpoints import CARD_FILE
 from rr_assets.core.compared_systems import FirstStage, FusedReranker, ScoredReranker, evaluate_systems
 from rr_assets.core.metrics import nested
 from rr_assets.core.reports import results_table, significance
-from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.warehouse import Warehouse
 
 

@@ -152,7 +152,7 @@ def resolve_checkpoint(model: str, config: RRConfig) -> Path:
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     from rr_assets.core.collections import CollectionError
-    from rr_assets.core.scoring import StudentReranker
+    from rr_assets.core.reranker import StudentReranker
 
     documents = []
     with open(args.docs, encoding="utf-8") as handle:

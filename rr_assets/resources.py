@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from rr_assets.core.collections import Collection, CollectionSource, load_collection
 from rr_assets.core.llama_server import llama_cpp_server
-from rr_assets.core.models import EMBEDDED, embedded_gguf, embedded_student
+from rr_assets.core.model_files import EMBEDDED, embedded_gguf, embedded_student
 from rr_assets.core.processes import die_with_parent
 from rr_assets.core.prompts import PromptVariant, list_variants, load_variant
 from rr_assets.core.registry import StudentRegistry

@@ -24,14 +24,14 @@ def model_cache() -> Path:
 
 @pytest.fixture(scope="session")
 def gguf_path(model_cache: Path) -> Path:
-    from rr_assets.core.models import embedded_gguf
+    from rr_assets.core.model_files import embedded_gguf
 
     return embedded_gguf(model_cache)
 
 
 @pytest.fixture(scope="session")
 def hf_base_model(model_cache: Path) -> Path:
-    from rr_assets.core.models import embedded_student
+    from rr_assets.core.model_files import embedded_student
 
     return embedded_student(model_cache)
 

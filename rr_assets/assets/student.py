@@ -22,8 +22,8 @@ from rr_assets.core.registry import (
     StudentRegistry,
     registered_name,
 )
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.rl import GRPORefiner
-from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.settings import ExplainSettings, RLSettings, StudentSettings
 from rr_assets.core.student_data import dev_set, held_out_explanation_quality, reasoning_targets, training_examples
 from rr_assets.core.student_model import choose_precision

@@ -24,7 +24,7 @@ from rr_assets.core.imported_answers import (
     read_answer_file,
 )
 from rr_assets.core.injection import label_shift, probe_pairs, with_payload
-from rr_assets.core.models import file_sha256
+from rr_assets.core.model_files import file_sha256
 from rr_assets.core.teacher import JudgePair, Progress, RequestCache, Teacher
 from rr_assets.core.tracking import TrackedRun
 from rr_assets.partitions import collection_and_variant, collection_variant_partitions, variant_key

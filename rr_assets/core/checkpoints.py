@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rr_assets.core.models import EMBEDDED, file_sha256
+from rr_assets.core.model_files import EMBEDDED, file_sha256
 
 STUDENT_FILE = "rr_student.json"  # written by the trainer beside the weights: all a loader needs
 CARD_FILE = "card.json"  # the checkpoint's lineage and results, for machines (README.md is for people)

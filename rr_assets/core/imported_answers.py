@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rr_assets.core.collections import QuarantinedLine
-from rr_assets.core.models import file_sha256
+from rr_assets.core.model_files import file_sha256
 
 
 class TeacherAnswersError(ValueError):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from rr_assets.core.explanation_quality import ExplanationQuality, explanation_quality
-from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.settings import ExplainSettings, StudentSettings
 from rr_assets.core.student_model import StudentExample
 from rr_assets.core.training import DevSet

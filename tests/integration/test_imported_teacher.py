@@ -12,7 +12,7 @@ import pytest
 
 from rr_assets.cli import materialize
 from rr_assets.config import load_config
-from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.student_data import reasoning_targets, training_examples
 from rr_assets.core.student_model import choose_precision
 from rr_assets.core.training import StudentTrainer

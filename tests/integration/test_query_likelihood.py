@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.student_model import (
     StudentInfo,
     choose_precision,

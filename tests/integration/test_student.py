@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from rr_assets.core.collections import CollectionSource, load_collection
 from rr_assets.core.registry import StudentRegistry
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.rl import GRPORefiner
-from rr_assets.core.scoring import StudentReranker
 from rr_assets.core.settings import RLSettings, StudentSettings
 from rr_assets.core.student_model import (
     StudentExample,

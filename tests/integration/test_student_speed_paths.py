@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from rr_assets.core import training
-from rr_assets.core.scoring import StudentReranker
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.student_model import (
     Precision,
     StudentInfo,
