@@ -79,7 +79,8 @@ def build_weekly_refresh(collection_names: list[str]) -> dg.ScheduleDefinition:
 # observed data version of the files); the teacher's cache makes repeated requests free.
 REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "rr_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-)
+def build_automation_sensor(running: bool) -> dg.AutomationConditionSensorDefinition:
+    """The sensor that evaluates every asset's automation condition, each minute while it runs."""
+    return dg.AutomationConditionSensorDefinition(
+        "rr_automation", target=dg.AssetSelection.all(), minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED)

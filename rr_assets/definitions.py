@@ -22,7 +22,7 @@ from rr_assets.assets import candidates, corpus, index, prompts, report, student
 from rr_assets.assets.training_tables import build_sql_model_assets
 from rr_assets.automation import (
     REFRESH_WHEN_INPUTS_CHANGE,
-    automation_sensor,
+    build_automation_sensor,
     build_collection_sensor,
     build_prompt_variant_sensor,
     build_weekly_refresh,
@@ -141,7 +141,7 @@ def build_definitions(config: RRConfig) -> dg.Definitions:
         jobs=jobs,
         schedules=[build_weekly_refresh([c.name for c in config.collections])],
         sensors=[build_prompt_variant_sensor(config.prompts_dir), build_collection_sensor(config.collections),
-                 automation_sensor],
+                 build_automation_sensor(config.execution.automation)],
         resources=build_resources(config),
         loggers={"console": console_logger},
         executor=celery_executor if config.execution.executor == "celery" else dg.multi_or_in_process_executor,

@@ -5,6 +5,7 @@ webserver, whose run coordinator and run launcher start it as they start a launc
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -228,7 +229,7 @@ def follow_submitted(client, instance: dg.DagsterInstance, run_ids: list[str],
     """Wait for submitted runs to end, reading their status from the instance every FOLLOW_POLL_S
     (a sleep between reads, not a spin); `done(run_id, outcome)` gets each as it ends (a canceled
     run as interrupted). On SIGINT or SIGTERM (KeyboardInterrupt here) every unfinished run is
-    terminated through the webserver, and given STOP_GRACE_S to end."""
+    terminated through the webserver, given STOP_GRACE_S to end, and reported interrupted."""
     waiting = list(run_ids)
     try:
         while waiting:
@@ -248,4 +249,7 @@ def follow_submitted(client, instance: dg.DagsterInstance, run_ids: list[str],
         deadline = time.monotonic() + STOP_GRACE_S
         while any(instance.get_run_by_id(r).status not in FINISHED for r in waiting) and time.monotonic() < deadline:
             time.sleep(0.2)
+        for run_id in waiting:  # each said interrupted, ended or still stopping
+            with contextlib.suppress(KeyboardInterrupt):
+                done(run_id, replace(outcome_of(RecordedRun.read(instance, run_id)), success=False, interrupted=True))
         raise

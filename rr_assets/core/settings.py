@@ -168,5 +168,8 @@ class ExecutionSettings:
     submit_to: str = setting("", "a Dagster webserver (`rr ui -c <this config>`, or a deployment's) to submit each run "
                                  "to: its run coordinator queues the run and its run launcher starts it, as a launch "
                                  "from the UI does, and rr follows it to the end; '' = rr executes its runs itself")
+    automation: bool = setting(True, "the Dagster deployment's automation sensor starts running: a daemon (`rr ui`'s) "
+                                     "refreshes whatever an update made stale; false = it starts stopped (a user "
+                                     "starts it in the UI), for a deployment that `rr run --submit-to` drives alone")
     celery_broker: str = setting("redis://localhost:6379/0", "the Celery broker (and result backend) of the celery "
                                                               "executor; RR_CELERY_BROKER in the environment overrides it")

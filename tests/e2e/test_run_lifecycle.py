@@ -32,8 +32,8 @@ class RRProcess:
     """`rr run` in the background, its merged output read line by line. It starts with SIGINT
     ignored, as a command started with `&` by a non-interactive shell does: rr must still stop on it."""
 
-    def __init__(self, config, env):
-        self.process = subprocess.Popen([sys.executable, "-m", "rr_assets.cli", "run", "-c", str(config)], env=env,
+    def __init__(self, config, env, *args: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "rr_assets.cli", "run", "-c", str(config), *args], env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         preexec_fn=_sigint_ignored)
         self.lines: list[str] = []

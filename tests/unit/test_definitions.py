@@ -120,3 +120,10 @@ def test_teacher_operations_change_nothing(config):
 
 def test_retrieval_settings_change_the_first_stage(config):
     assert changed(config, retrieval={"first_stage_depth": 50}) == {"first_stage_candidates"}
+
+
+def test_the_automation_sensor_starts_as_the_config_says(config, defs):
+    assert defs.resolve_sensor_def("rr_automation").default_status == dg.DefaultSensorStatus.RUNNING
+    quiet = build_definitions(replace(config, execution=replace(config.execution, automation=False)))
+    assert quiet.resolve_sensor_def("rr_automation").default_status == dg.DefaultSensorStatus.STOPPED
+    assert changed(config, execution={"automation": False}) == set()
