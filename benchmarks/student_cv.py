@@ -95,7 +95,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix=f"rr-cv-{k}-") as checkpoint:
             result = StudentTrainer(base, settings, variant.labels, precision).train(
                 [e for e in examples if e.query_id not in held_out], checkpoint, dev, preferences, orders)
-            values = StudentReranker(checkpoint, precision).score(list(zip(top["query"], top["document"])),
+            values = StudentReranker.load(checkpoint, precision).score(list(zip(top["query"], top["document"])),
                                                                   settings.score_batch_size)
         fold_scores = nested(top.assign(student=values), "student")
         weight = result.fusion_weight if result.fusion_weight is not None else 0.5

@@ -56,7 +56,7 @@ def main() -> None:
     qrels = nested(warehouse.query("split_qrels", params), "relevance", int)
     card = json.loads((Path(args.checkpoint) / CARD_FILE).read_text())
     top = candidates[candidates["rank"] <= args.depth]
-    reranker = StudentReranker(args.checkpoint)
+    reranker = StudentReranker.load(args.checkpoint)
     started = time.perf_counter()
     values = reranker.score(list(zip(top["query"], top["document"])), args.batch_size)
     pairs_per_s = len(top) / (time.perf_counter() - started)

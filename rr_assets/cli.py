@@ -164,7 +164,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
                 documents.append((str(record["_id"]), f"{record.get('title', '')} {record['text']}".strip()))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise CollectionError(f"{args.docs} line {line_no}: need a JSON object with '_id' and 'text' ({exc})") from exc
-    reranker = StudentReranker(resolve_checkpoint(args.model, load_config(args.config)))
+    reranker = StudentReranker.load(resolve_checkpoint(args.model, load_config(args.config)))
     pairs = [(args.query, text) for _, text in documents]
     if args.mode == "explain":
         scored = [(doc_id, score, explanation) for (doc_id, _), (explanation, score) in zip(documents, reranker.explain(pairs))]

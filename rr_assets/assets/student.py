@@ -208,7 +208,7 @@ def student_rl_checkpoint(
 
         result = GRPORefiner(rl, precision, log).refine(sft_dir, examples, out_dir)
         dev = dev_set(warehouse, collections.source(collection).dev_from or collection, student)
-        compared = evaluate_on_dev(StudentReranker(out_dir, precision, student.score_token_budget), dev,
+        compared = evaluate_on_dev(StudentReranker.load(out_dir, precision, student.score_token_budget), dev,
                                    student.score_batch_size) if dev else None
         value = compared.ndcg if compared else None
         card = {**sft_card, "name": out_dir.name, "stage": "rl", "from_checkpoint": str(sft_dir), "rl_settings": asdict(rl),
@@ -261,7 +261,7 @@ def student_scores(context: dg.AssetExecutionContext, home: RRHome, student: dg.
         folder = home.dir("checkpoints") / checkpoint_name(trained_on, variant_name, stage)
         if not (folder / STUDENT_FILE).exists():
             continue
-        reranker = StudentReranker(folder, precision, student.score_token_budget)
+        reranker = StudentReranker.load(folder, precision, student.score_token_budget)
         for mode in ("score", "explain"):
             subset = rows if mode == "score" else rows[rows["query_id"].isin(explained_queries)]
             if subset.empty:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rr_assets.core.student_model import (
     Precision,
+    StudentInfo,
     choose_precision,
     explain_prefix,
     generate_explanations,
@@ -18,16 +19,23 @@ from rr_assets.core.student_model import (
 
 
 class StudentReranker:
-    """A checkpoint the trainer wrote, ready to score (query, document) pairs: its adapter merged,
-    its weights in bfloat16 on CUDA under bf16 (`Precision.weight_dtype`). `token_budget` is the
-    tokens per scoring forward pass (`score_pairs`; 0 = sized from free CUDA memory, pair batches
-    on the CPU)."""
+    """A loaded student (model, tokenizer, StudentInfo, precision), ready to score (query, document)
+    pairs: a checkpoint the trainer wrote (`load`), or the model the trainer is training, between
+    steps. `token_budget` is the tokens per scoring forward pass (`score_pairs`; 0 = sized from
+    free CUDA memory, pair batches on the CPU)."""
 
-    def __init__(self, checkpoint_dir: str | Path, precision: Precision | None = None, token_budget: int = 0):
-        self.precision = precision or choose_precision()
+    def __init__(self, model, tokenizer, info: StudentInfo, precision: Precision, token_budget: int = 0):
+        self.model, self.tokenizer, self.info, self.precision = model, tokenizer, info, precision
         self.token_budget = token_budget
-        self.model, self.tokenizer, self.info = load_student(checkpoint_dir, self.precision, merged=True)
-        self.label_ids = label_token_ids(self.tokenizer, self.info.labels)
+        self.label_ids = label_token_ids(tokenizer, info.labels)
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path, precision: Precision | None = None,
+             token_budget: int = 0) -> StudentReranker:
+        """A checkpoint with its adapter merged, its weights in bfloat16 on CUDA under bf16
+        (`Precision.weight_dtype`)."""
+        precision = precision or choose_precision()
+        return cls(*load_student(checkpoint_dir, precision, merged=True), precision, token_budget)
 
     def score(self, pairs: list[tuple[str, str]], batch_size: int = 16, progress=None) -> list[float]:
         """Score of each (query, document): the expected label read at the label position, or log

@@ -58,6 +58,6 @@ def held_out_explanation_quality(warehouse: Warehouse, where: dict[str, str], he
                                                 "pairs": explain.quality_pairs})
     if rows.empty:
         return None
-    explained = StudentReranker(checkpoint, precision).explain(list(zip(rows["query"], rows["document"])),
+    explained = StudentReranker.load(checkpoint, precision).explain(list(zip(rows["query"], rows["document"])),
                                                                explain.max_new_tokens, explain.batch_size)
     return explanation_quality([e for e, _ in explained], list(rows["explanation"]))

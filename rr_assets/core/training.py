@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from rr_assets.core.fusion import choose_fusion_weight
 from rr_assets.core.metrics import compare, ndcg_at_10, per_query, reranked
 from rr_assets.core.processes import die_with_parent
+from rr_assets.core.reranker import StudentReranker
 from rr_assets.core.settings import StudentSettings
 from rr_assets.core.student_model import (
     Precision,
@@ -46,7 +47,6 @@ from rr_assets.core.student_model import (
     query_likelihood_ids,
     query_log_likelihoods,
     right_padded,
-    score_pairs,
     score_text,
 )
 
@@ -163,23 +163,6 @@ def compare_on_dev(dev: DevSet, scores: dict[str, dict[str, float]]) -> DevCompa
 def evaluate_on_dev(reranker, dev: DevSet, batch_size: int) -> DevComparison:
     """The dev slice's first stage reranked by `reranker`, against the first stage alone."""
     return compare_on_dev(dev, dev_scores(reranker, dev, batch_size))
-
-
-@dataclass(frozen=True)
-class _ModelScorer:
-    """The model being trained, seen as a reranker (score mode)."""
-
-    model: object
-    tokenizer: object
-    label_ids: list[int]
-    labels: tuple[int, ...]
-    doc_words: int
-    precision: Precision
-    score_with: str
-
-    def score(self, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
-        return score_pairs(self.model, self.tokenizer, self.label_ids, self.labels, self.doc_words, pairs, batch_size,
-                           self.precision, score_with=self.score_with)
 
 
 @dataclass
@@ -499,8 +482,7 @@ class StudentTrainer:
             # on every rank: unmerging leaves the same float rounding in each replica
             with nullcontext() if frozen_bf16 else merged_adapter(model):
                 if ranks.leader:
-                    scorer = _ModelScorer(model, tokenizer, label_ids, self.labels, s.student_doc_words, self.precision,
-                                          s.score_with)
+                    scorer = StudentReranker(model, tokenizer, self._info(model), self.precision, s.score_token_budget)
                     scores = dev_scores(scorer, dev, s.score_batch_size)
             model.train()
             if not ranks.leader:
@@ -638,10 +620,12 @@ class StudentTrainer:
             raise RuntimeError(f"none of the {processes} training processes returned a result")
         return result
 
+    def _info(self, model, fusion_weight: float | None = None) -> StudentInfo:
+        return StudentInfo(self.base_model_dir, self.labels, self.settings.student_doc_words,
+                           "lora" if hasattr(model, "peft_config") else "full", fusion_weight, self.settings.score_with)
+
     def _save(self, model, tokenizer, out_dir: Path, result: TrainResult) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        StudentInfo(self.base_model_dir, self.labels, self.settings.student_doc_words,
-                    "lora" if hasattr(model, "peft_config") else "full", result.fusion_weight,
-                    self.settings.score_with).write(out_dir)
+        self._info(model, result.fusion_weight).write(out_dir)

@@ -76,7 +76,7 @@ def test_imported_answers_train_a_student(imported, hf_base_model, tmp_path):
                                                                          orders)
     texts = {(e.query_id, e.doc_id): (e.query, e.document) for e in examples}
     keys = [(q, d) for q, order in ranked.items() for d in (order[0], order[-1])]
-    scores = dict(zip(keys, StudentReranker(out, precision).score([texts[k] for k in keys], batch_size=8)))
+    scores = dict(zip(keys, StudentReranker.load(out, precision).score([texts[k] for k in keys], batch_size=8)))
     first_above_last = sum(scores[q, order[0]] > scores[q, order[-1]] for q, order in ranked.items())
     assert first_above_last >= 3
 

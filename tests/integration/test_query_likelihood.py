@@ -58,7 +58,7 @@ def test_the_ranking_losses_move_a_query_likelihood_student_against_its_prior(hf
                          score_with="query_likelihood")
     settings = replace(QUERY_LIKELIHOOD, epochs=8, learning_rate=1e-3)
     result = StudentTrainer(hf_base_model, settings, LABELS, precision).train(reversed_labels, tmp_path / "ckpt")
-    after = StudentReranker(tmp_path / "ckpt", precision).score(pairs, batch_size=8)
+    after = StudentReranker.load(tmp_path / "ckpt", precision).score(pairs, batch_size=8)
     assert StudentInfo.read(tmp_path / "ckpt").score_with == "query_likelihood"
     assert margin(before) < 0 < margin(after), (margin(before), margin(after))
     assert all(r["pointwise"] == 0.0 for r in result.curve)

@@ -80,7 +80,7 @@ def test_training_teaches_what_the_untrained_model_does_not_know(hf_base_model, 
     base = load_base_model(hf_base_model, precision).eval()
     before = score_pairs(base, tokenizer, label_token_ids(tokenizer, LABELS), LABELS, SETTINGS.student_doc_words, pairs,
                          8, precision)
-    after = StudentReranker(out, precision).score(pairs, batch_size=8)
+    after = StudentReranker.load(out, precision).score(pairs, batch_size=8)
     keyed = lambda values: {(e.query_id, e.doc_id): v for e, v in zip(examples, values)}
     margin = lambda values: (sum(v for e, v in zip(examples, values) if e.label == 2) / 4
                              - sum(v for e, v in zip(examples, values) if e.label == 0) / 12)
@@ -121,7 +121,7 @@ def test_the_time_budget_stops_training_cleanly_with_the_rate_annealed(hf_base_m
     result = StudentTrainer(hf_base_model, budgeted, LABELS, choose_precision("auto")).train(tiny_set(), tmp_path / "ckpt")
     assert result.stop_reason == "time budget" and 1 <= result.optimizer_steps < 2000
     assert result.curve[-1]["lr"] < 0.5 * budgeted.learning_rate  # by steps it would still be ~0.99 of the peak
-    assert len(StudentReranker(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
+    assert len(StudentReranker.load(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
 
 
 def test_training_goes_on_from_a_checkpoint_in_its_top_blocks_only(hf_base_model, trained, tmp_path):
@@ -143,12 +143,12 @@ def test_a_fresh_adapter_covers_only_the_trained_blocks(hf_base_model, tmp_path)
     StudentTrainer(hf_base_model, settings, LABELS, choose_precision("auto")).train(tiny_set(), tmp_path / "ckpt")
     blocks = {int(k.split(".layers.")[1].split(".")[0]) for k in load_file(tmp_path / "ckpt" / "adapter_model.safetensors")}
     assert blocks == {16, 17}  # Gemma 3 270M has 18 blocks
-    assert len(StudentReranker(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
+    assert len(StudentReranker.load(tmp_path / "ckpt").score([("a query", "a document")], batch_size=1)) == 1
 
 
 def test_padding_and_batching_do_not_change_a_score(trained):
     examples, out, _, precision = trained
-    reranker = StudentReranker(out, precision)
+    reranker = StudentReranker.load(out, precision)
     pairs = [(e.query, e.document) for e in examples[:5]]
     batched = reranker.score(pairs, batch_size=5)
     alone = [reranker.score([p], batch_size=1)[0] for p in pairs]
@@ -167,14 +167,14 @@ def test_merging_the_adapter_keeps_the_scores_and_unmerging_restores_the_weights
     with merged_adapter(model):
         assert score(model) == pytest.approx(adapter, abs=tolerance)
     assert all(torch.allclose(weights[k], v, atol=1e-6) for k, v in model.state_dict().items())
-    reranker = StudentReranker(out, precision)
+    reranker = StudentReranker.load(out, precision)
     assert not hasattr(reranker.model, "peft_config")  # the scorer runs the merged weights
     assert reranker.score(pairs) == pytest.approx(adapter, abs=tolerance)
 
 
 def test_batched_explain_mode_equals_unbatched(trained):
     examples, out, _, precision = trained
-    reranker = StudentReranker(out, precision)
+    reranker = StudentReranker.load(out, precision)
     pairs = [(e.query, e.document) for e in examples[:4]]
     batched = reranker.explain(pairs, max_new_tokens=12, batch_size=4)
     alone = [reranker.explain([p], max_new_tokens=12, batch_size=1)[0] for p in pairs]
@@ -207,6 +207,6 @@ def test_register_and_load_by_alias(trained, tmp_path):
     folder, found = registry.download("models:/rr-demo@champion", tmp_path / "cache")
     assert found.version == version.version and found.tags["prompt_variant"] == "grounded" and found.dev_ndcg == 0.5
     pairs = [(e.query, e.document) for e in examples[:3]]
-    assert StudentReranker(folder, precision).score(pairs) == pytest.approx(StudentReranker(out, precision).score(pairs),
-                                                                           abs=1e-5)
+    registered, trained = (StudentReranker.load(path, precision).score(pairs) for path in (folder, out))
+    assert registered == pytest.approx(trained, abs=1e-5)
     assert registry.download(f"models:/rr-demo/{version.version}", tmp_path / "cache")[0] == folder

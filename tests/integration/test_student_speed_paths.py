@@ -58,7 +58,7 @@ def tiny_checkpoint(hf_base_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_checkpoint):
-    return StudentReranker(tiny_checkpoint, FLOAT32)
+    return StudentReranker.load(tiny_checkpoint, FLOAT32)
 
 
 def pairs(n: int) -> list[tuple[str, str]]:
@@ -101,7 +101,7 @@ def test_the_static_cache_follows_a_sliding_window_the_prompts_overflow(tiny):
 
 def test_the_reranker_scores_by_its_token_budget(tiny_checkpoint, tiny):
     passes = []
-    budgeted = StudentReranker(tiny_checkpoint, FLOAT32, token_budget=10**6).score(
+    budgeted = StudentReranker.load(tiny_checkpoint, FLOAT32, token_budget=10**6).score(
         pairs(5), batch_size=1, progress=lambda done, total: passes.append(done))
     assert passes == [5]
     assert budgeted == pytest.approx(tiny.score(pairs(5), batch_size=1), abs=1e-4)
