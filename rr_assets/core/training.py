@@ -290,6 +290,57 @@ class _Ranks:
         return tensor.tolist()
 
 
+class _DevSelection:
+    """Model selection on the dev slice while a student trains: each evaluation scores the slice with
+    the model being trained (on rank 0; the adapter merged for it, unless the base is bf16: merging
+    into bf16 weights and out again would round them) and keeps the trainable state that scores
+    best; training goes on while `student.patience` allows."""
+
+    def __init__(self, dev: DevSet, student: StudentReranker, settings: StudentSettings, ranks: _Ranks,
+                 result: TrainResult, merge: bool, log: Callable[[dict], None], started: float):
+        self.dev, self.student, self.settings, self.ranks, self.result = dev, student, settings, ranks, result
+        self.merge, self.log, self.started = merge, log, started
+        self.first_stage = dev.first_stage_run()
+        self.trainable = {name for name, p in student.model.named_parameters() if p.requires_grad}
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_scores: dict[str, dict[str, float]] | None = None
+        self.stale, self.evaluated_at = 0, None
+        result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, self.first_stage)
+
+    def evaluate(self, step: int) -> bool:
+        """Score the dev slice at `step`; keep the state if it is the best so far. False = stop."""
+        model, ranks = self.student.model, self.ranks
+        self.evaluated_at = step
+        model.eval()
+        # on every rank: unmerging leaves the same float rounding in each replica
+        with merged_adapter(model) if self.merge else nullcontext():
+            scores = dev_scores(self.student, self.dev, self.settings.score_batch_size) if ranks.leader else None
+        model.train()
+        if not ranks.leader:
+            return bool(ranks.from_leader(True))
+        value, result = ndcg_at_10(self.dev.qrels, reranked(self.first_stage, scores)), self.result
+        if result.best_dev_ndcg is None or value > result.best_dev_ndcg:
+            result.best_dev_ndcg, result.best_step, self.best_scores, self.stale = value, step, scores, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.trainable}
+        else:
+            self.stale += 1
+        record = {"step": step, "dev_nDCG@10": value, "best": result.best_dev_ndcg,
+                  "seconds": round(time.monotonic() - self.started, 1)}
+        result.dev_curve.append(record)
+        self.log(record)
+        return bool(ranks.from_leader(self.stale < self.settings.patience))
+
+    def keep_best(self) -> None:
+        """Back to the best state; its dev scores decide the paired test against the first stage
+        and the fusion weight."""
+        if self.best_state is not None:
+            self.student.model.load_state_dict(self.best_state, strict=False)
+        if self.best_scores is not None:
+            self.result.first_stage_dev_p = compare_on_dev(self.dev, self.best_scores).p_value
+            self.result.fusion_weight, self.result.fusion_dev_ndcg = choose_fusion_weight(
+                self.dev.qrels, self.first_stage, self.best_scores, self.settings.fusion_max_p)
+
+
 def training_processes(settings: StudentSettings, device: torch.device) -> int:
     """How many processes train (student.processes; 0 = one per visible GPU), checked against the
     GPUs there are and the passes each step can share out."""
@@ -442,16 +493,13 @@ class StudentTrainer:
 
         tokenizer = load_tokenizer(self.base_model_dir)
         model = _adapted_model(self.base_model_dir, s, self.labels, self.precision)
-        # a LoRA adapter's frozen base in bf16 on CUDA (Precision.weight_dtype), its matrices in float32;
-        # merging the adapter into bf16 weights and out again would round them, so dev scoring then runs
-        # the adapter unmerged
+        # a LoRA adapter's frozen base in bf16 on CUDA (Precision.weight_dtype), its matrices in float32
         frozen_bf16 = hasattr(model, "peft_config") and self.precision.weight_dtype == torch.bfloat16
         if frozen_bf16:
             cast_weights(model, torch.bfloat16, frozen_only=True)
         if s.gradient_checkpointing:
             checkpoint_activations(model)
         trainable = [p for p in model.parameters() if p.requires_grad]
-        trainable_names = {name for name, p in model.named_parameters() if p.requires_grad}
         result = TrainResult(precision=self.precision.name, trainable_parameters=sum(p.numel() for p in trainable))
         label_ids = label_token_ids(tokenizer, self.labels)
         rng = random.Random(s.seed)
@@ -466,44 +514,17 @@ class StudentTrainer:
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: learning_rate_factor(step, warmup_steps, total_steps,
                                                          budget_used() if ranks.size == 1 else step_budget_used))
-        first_stage = dev.first_stage_run() if dev else None
-        best_state, best_scores, stale_evals, evaluated_at = None, None, 0, None
         pass_losses = _PassLosses(model, tokenizer, label_ids, self.labels, s, self.precision.device)
         if ranks.size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             pass_losses = DistributedDataParallel(pass_losses)
-
-        def evaluate(step: int) -> bool:
-            """Score the dev slice; keep the state if it is the best so far. False = stop (patience)."""
-            nonlocal best_state, best_scores, stale_evals, evaluated_at
-            evaluated_at = step
-            model.eval()
-            # on every rank: unmerging leaves the same float rounding in each replica
-            with nullcontext() if frozen_bf16 else merged_adapter(model):
-                if ranks.leader:
-                    scorer = StudentReranker(model, tokenizer, self._info(model), self.precision, s.score_token_budget)
-                    scores = dev_scores(scorer, dev, s.score_batch_size)
-            model.train()
-            if not ranks.leader:
-                return bool(ranks.from_leader(True))
-            value = ndcg_at_10(dev.qrels, reranked(first_stage, scores))
-            improved = result.best_dev_ndcg is None or value > result.best_dev_ndcg
-            if improved:
-                result.best_dev_ndcg, result.best_step, best_scores, stale_evals = value, step, scores, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                              if k in trainable_names}
-            else:
-                stale_evals += 1
-            record = {"step": step, "dev_nDCG@10": value, "best": result.best_dev_ndcg,
-                      "seconds": round(time.monotonic() - started, 1)}
-            result.dev_curve.append(record)
-            log("dev", record)
-            return bool(ranks.from_leader(stale_evals < s.patience))
-
+        selection = None
         if dev:
-            result.first_stage_dev_ndcg = ndcg_at_10(dev.qrels, first_stage)
-            evaluate(0)
+            student = StudentReranker(model, tokenizer, self._info(model), self.precision, s.score_token_budget)
+            selection = _DevSelection(dev, student, s, ranks, result, merge=not frozen_bf16,
+                                      log=lambda record: log("dev", record), started=started)
+            selection.evaluate(0)
         model.train()
         loop_started, steps_per_epoch = time.monotonic(), math.ceil(groups_per_epoch / per_step)
         step, epoch, pairs_seen = 0, 0, 0
@@ -561,7 +582,7 @@ class StudentTrainer:
                         result.budget_note = note
                         log("budget", {"step": step, "note": note})
                 window = dict.fromkeys(window, 0.0)
-                if dev and step % s.eval_every == 0 and not evaluate(step):
+                if selection and step % s.eval_every == 0 and not selection.evaluate(step):
                     stop = "early stopping"
                 if stop or step == total_steps:
                     break
@@ -573,16 +594,12 @@ class StudentTrainer:
         result.listwise_groups = listwise_groups
         result.optimizer_steps, result.stop_reason = step, stop or "finished"
         result.epochs = result.curve[-1]["epoch"] if result.curve else 0.0
-        if dev and evaluated_at != step and step:
-            evaluate(step)
+        if selection and selection.evaluated_at != step and step:
+            selection.evaluate(step)
         if not ranks.leader:
             return result
-        if best_state is not None:
-            model.load_state_dict(best_state, strict=False)
-        if dev and best_scores is not None:
-            result.first_stage_dev_p = compare_on_dev(dev, best_scores).p_value
-            result.fusion_weight, result.fusion_dev_ndcg = choose_fusion_weight(dev.qrels, first_stage, best_scores,
-                                                                                s.fusion_max_p)
+        if selection:
+            selection.keep_best()
         self._save(model, tokenizer, Path(out_dir), result)
         result.seconds = time.monotonic() - started
         return result
