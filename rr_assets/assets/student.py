@@ -319,14 +319,15 @@ def best_registered(registry: StudentRegistry, home: RRHome, collection: str, va
     return max(found, key=lambda v: v.dev_ndcg, default=None)
 
 
-@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], code_version="2", **STUDENT_ASSET,
+@dg.asset(deps=[student_checkpoint, student_rl_checkpoint], code_version="3", **STUDENT_ASSET,
           check_specs=[dg.AssetCheckSpec(FIRST_STAGE_GATE, asset="champion_candidate", blocking=True,
                                          description="On the dev slice the candidate alone ranks above the first stage, "
                                                      "with a paired t-test p below student.promotion_max_p; a failure "
                                                      "blocks the promotion"),
                        dg.AssetCheckSpec(CHAMPION_GATE, asset="champion_candidate", blocking=True,
-                                         description="The candidate beats the registry's champion on the dev slice; "
-                                                     "a failure blocks the promotion")])
+                                         description="The candidate beats the registry's champion on dev: a larger "
+                                                     "gain over the first stage, each on its own dev queries; a "
+                                                     "failure blocks the promotion")])
 def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker,
                        student: dg.ResourceParam[StudentSettings]):
     """This variant's best checkpoint (distilled or RL-refined, by dev nDCG@10), set against the
@@ -343,15 +344,16 @@ def champion_candidate(context: dg.AssetExecutionContext, home: RRHome, tracker:
                            "first_stage_dev_nDCG@10": candidate.first_stage_dev_ndcg, "p": candidate.first_stage_p,
                            "max_p": student.promotion_max_p}
     against_champion = {"candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg,
-                        "champion": champion.uri if champion else None,
-                        "champion_dev_nDCG@10": champion.dev_ndcg if champion else None}
+                        "candidate_dev_gain": candidate.dev_gain, "champion": champion.uri if champion else None,
+                        "champion_dev_nDCG@10": champion.dev_ndcg if champion else None,
+                        "champion_dev_gain": champion.dev_gain if champion else None}
     yield dg.MaterializeResult(metadata={**against_first_stage, **against_champion, FIRST_STAGE_GATE: beats_first_stage,
                                          CHAMPION_GATE: beats}, data_version=dg.DataVersion(candidate.uri))
     yield dg.AssetCheckResult(check_name=FIRST_STAGE_GATE, passed=beats_first_stage, metadata=against_first_stage)
     yield dg.AssetCheckResult(check_name=CHAMPION_GATE, passed=beats, metadata=against_champion)
 
 
-@dg.asset(deps=[champion_candidate], code_version="1", **STUDENT_ASSET)
+@dg.asset(deps=[champion_candidate], code_version="2", **STUDENT_ASSET)
 def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) -> dg.MaterializeResult:
     """Moves the collection's `champion` alias to the candidate (runs only when both its checks passed).
     The alias is shared by the collection's variants: when another variant's candidate was promoted
@@ -365,8 +367,8 @@ def champion(context: dg.AssetExecutionContext, home: RRHome, tracker: Tracker) 
     if promoted:
         registry.promote(candidate)
     else:
-        context.log.info(f"{candidate.uri} (dev nDCG@10 {candidate.dev_ndcg}) does not beat the champion {current.uri} "
-                         f"({current.dev_ndcg}): the champion stays")
+        context.log.info(f"{candidate.uri} (dev nDCG@10 {candidate.dev_ndcg}, gain {candidate.dev_gain}) does not "
+                         f"beat the champion {current.uri} ({current.dev_ndcg}, gain {current.dev_gain}): it stays")
     holder = candidate if promoted else current
     return dg.MaterializeResult(metadata={"champion": holder.uri, "dev_nDCG@10": holder.dev_ndcg, "promoted": promoted,
                                           "candidate": candidate.uri, "candidate_dev_nDCG@10": candidate.dev_ndcg},

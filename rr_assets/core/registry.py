@@ -56,11 +56,24 @@ class RegisteredVersion:
             return False
         return self.dev_ndcg > self.first_stage_dev_ndcg and (max_p >= 1.0 or self.first_stage_p < max_p)
 
+    @property
+    def dev_gain(self) -> float | None:
+        """Dev nDCG@10 above the first stage's on the same dev queries."""
+        if None in (self.dev_ndcg, self.first_stage_dev_ndcg):
+            return None
+        return self.dev_ndcg - self.first_stage_dev_ndcg
+
     def beats(self, champion: RegisteredVersion | None) -> bool:
         """Whether this version may take the `champion` alias: there is no champion, it is this
-        version, it has no dev figure, or this version's dev nDCG@10 is strictly higher."""
-        return (champion is None or champion.version == self.version or champion.dev_ndcg is None
-                or self.dev_ndcg > champion.dev_ndcg)
+        version, it has no dev figure, or this version is strictly better on dev. Better is a larger
+        gain over the first stage where both versions have one, each measured on its own dev queries
+        (a config's dev slice changes, and a harder slice scores lower for every ranker; on the
+        same slice the two orders agree), and a higher dev nDCG@10 otherwise."""
+        if champion is None or champion.version == self.version or champion.dev_ndcg is None:
+            return True
+        if None not in (self.dev_gain, champion.dev_gain):
+            return self.dev_gain > champion.dev_gain
+        return self.dev_ndcg > champion.dev_ndcg
 
 
 class StudentRegistry:

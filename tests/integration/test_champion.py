@@ -1,7 +1,8 @@
 """The `champion` alias on a real MLflow registry and a real Dagster instance: a candidate that does
 not beat the first stage on the dev slice is never promoted, and across a collection's prompt
 variants both candidates are checked before either is promoted (the order `rr run` takes), so the
-second promotion must see the first."""
+second promotion must see the first. Champion and candidate compare by their dev gains over the first
+stage, so a champion measured on another dev slice is compared like for like."""
 
 import json
 
@@ -92,3 +93,18 @@ def test_a_candidate_overtaken_by_another_variants_promotion_leaves_the_champion
     assert kept["candidate"] == f"models:/rr-demo/{worse}"
     # The next check of the worse candidate fails, and blocks its promotion.
     assert checks(run("chat-json", champion_candidate)) == {"beats_first_stage": True, "beats_champion": False}
+
+
+def test_champion_and_candidate_measured_on_different_dev_slices_compare_their_gains(tmp_path):
+    """The champion scored 0.53 on an easier dev slice (its first stage 0.50 there); the candidate
+    scores 0.50 on the config's new, harder slice (first stage 0.45): a larger gain, so it is promoted."""
+    uri, instance, run = harness(tmp_path, ["default", "chat-json"])
+    old = register(tmp_path, uri, "default", 0.53, first_stage=0.50, p=0.01)
+    assert run("default").success
+    new = register(tmp_path, uri, "chat-json", 0.50, first_stage=0.45, p=0.01)
+    result = run("chat-json")
+    assert checks(result) == {"beats_first_stage": True, "beats_champion": True}
+    assert StudentRegistry(uri).champion(registered_name("demo")).version == new != old
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "beats_champion"]
+    gains = {k: round(v.value, 4) for k, v in evaluation.metadata.items() if k.endswith("_dev_gain")}
+    assert gains == {"candidate_dev_gain": 0.05, "champion_dev_gain": 0.03}
