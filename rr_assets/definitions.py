@@ -65,7 +65,8 @@ def build_resources(config: RRConfig) -> dict[str, object]:
 _TEACHER_OPERATIONS = ("api_key_env", "concurrency", "timeout_s", "max_retries", "breaker_failures", "prices",
                        "min_agreement", "max_swap_inconsistency", "prompt_variants", "endpoints", "embedded_servers")
 # Settings of the student that change nothing it learns or scores (how fast, on how many processes).
-_STUDENT_OPERATIONS = ("score_batch_size", "score_token_budget", "processes", "gradient_checkpointing")
+_STUDENT_OPERATIONS = ("score_batch_size", "score_token_budget", "train_token_budget", "processes",
+                       "gradient_checkpointing")
 
 
 def _digest(*parts) -> str:

@@ -124,6 +124,9 @@ class StudentSettings:
     score_batch_size: int = setting(16, "pairs per forward pass when scoring")
     score_token_budget: int = setting(0, "tokens (longest pair × pairs) per scoring forward pass over length-sorted "
                                          "pairs; 0 = sized from free GPU memory on CUDA, score_batch_size pairs on the CPU")
+    train_token_budget: int = setting(0, "tokens (longest text × texts) per training forward pass: a batch's texts "
+                                         "go through in length-sorted passes within it, each padded only to its own "
+                                         "longest text; the same losses; 0 = one pass per batch")
     seed: int = setting(0, "seed of initialisation, grouping and sampling")
     gradient_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass instead of "
                                                   "keeping them: much less memory for larger batches on a GPU, for "

@@ -48,6 +48,7 @@ from rr_assets.core.student_model import (
     query_log_likelihoods,
     right_padded,
     score_text,
+    token_batches,
 )
 
 # --- losses ------------------------------------------------------------------------------------
@@ -225,11 +226,13 @@ class _PassLosses(torch.nn.Module):
         if s.score_with == "query_likelihood":
             ids, prompt_lengths = query_likelihood_ids(tokenizer, [(e.query, e.document) for g in batch for e in g],
                                                        s.student_doc_words)
-            scores = query_log_likelihoods(model, right_padded(ids, tokenizer.pad_token_id, self.device), prompt_lengths)
+            scores = self._by_tokens(ids, lambda padded, rows: query_log_likelihoods(
+                model, padded, [prompt_lengths[i] for i in rows]))
             pointwise = scores.sum() * 0.0  # no label head to train
         else:
             texts = [score_text(e.query, e.document, e.label, s.student_doc_words) for g in batch for e in g]
-            logits = label_logits(model, encode(tokenizer, texts, self.device), self.label_ids)
+            logits = self._by_tokens(tokenizer(texts)["input_ids"],
+                                     lambda padded, rows: label_logits(model, padded, self.label_ids))
             scores = expected_label(logits, self.labels)
             pointwise = F.cross_entropy(logits, torch.tensor([self.labels.index(e.label) for g in batch for e in g],
                                                              device=logits.device))
@@ -251,6 +254,15 @@ class _PassLosses(torch.nn.Module):
             generation = scores.sum() * 0.0
         return {"pointwise": pointwise, "pairwise": torch.stack(pairwise).mean(),
                 "listwise": torch.stack(listwise).mean(), "generation": generation}, listwise_targets
+
+    def _by_tokens(self, ids: list[list[int]], forward: Callable[[dict, list[int]], torch.Tensor]) -> torch.Tensor:
+        """`forward(padded batch, its rows)` over the token id rows, in length-sorted passes of at most
+        student.train_token_budget padded tokens (`token_batches`; 0 = one pass), its rows back in order."""
+        passes = token_batches([len(row) for row in ids], len(ids), self.settings.train_token_budget)
+        outputs = [forward(right_padded([ids[i] for i in rows], self.tokenizer.pad_token_id, self.device), rows)
+                   for rows in passes]
+        order = torch.tensor([i for rows in passes for i in rows], device=outputs[0].device)
+        return torch.cat(outputs)[torch.argsort(order)]
 
 
 @dataclass(frozen=True)

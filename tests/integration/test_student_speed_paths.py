@@ -1,7 +1,8 @@
 """The student's fast paths give what the plain ones give: batches by tokens score as pairs one at a
 time, explanations generated over a static KV cache (what CUDA runs, compiled there) are the
-dynamic cache's, word for word, at temperature 0, gradient checkpointing trains the same steps, and
-a bf16 frozen base (CUDA's) trains a float32 adapter.
+dynamic cache's, word for word, at temperature 0, training passes split by tokens give the same losses
+and gradients, gradient checkpointing trains the same steps, and a bf16 frozen base (CUDA's) trains a
+float32 adapter.
 In float32 on the CPU, with the real Gemma 3 270M weights and a tiny Gemma 3 whose sliding window
 the prompts overflow."""
 
@@ -176,3 +177,35 @@ def test_a_bf16_base_trains_a_float32_adapter_and_stays_unrounded(tiny_checkpoin
     assert [r["loss"] for r in trained.curve] == pytest.approx([r["loss"] for r in plain.curve], rel=0.05)
     saved = load_file(tmp_path / "bf16" / "adapter_model.safetensors")
     assert saved and {t.dtype for t in saved.values()} == {torch.float32}
+
+
+@pytest.mark.parametrize("score_with", ["label", "query_likelihood"])
+def test_training_passes_split_by_tokens_give_the_same_losses_and_gradients(tiny_checkpoint, score_with):
+    """A batch of 2 groups × 4 texts in length-sorted passes of at most 120 padded tokens (texts run
+    40-70 tokens: 2-3 passes) against one pass padded to its longest text."""
+    examples = tiny_set()
+    by_query = {}
+    for e in examples:
+        by_query.setdefault(e.query_id, []).append(e)
+    batch = list(by_query.values())[:2]
+    tokenizer = load_tokenizer(tiny_checkpoint)
+
+    def losses_and_gradients(budget: int):
+        model = load_base_model(tiny_checkpoint, FLOAT32).train()
+        settings = replace(SETTINGS, score_with=score_with, train_token_budget=budget, generation_weight=0.0)
+        passes = training._PassLosses(model, tokenizer, label_token_ids(tokenizer, LABELS), LABELS, settings,
+                                      torch.device("cpu"))
+        calls = []
+        model.model.register_forward_hook(lambda _, args, kwargs, out: calls.append(kwargs["input_ids"].shape),
+                                          with_kwargs=True)
+        losses, _ = passes(batch, frozenset(), {})
+        sum(losses.values()).backward()
+        return {k: float(v.detach()) for k, v in losses.items()}, [p.grad for p in model.parameters()], calls
+
+    whole, whole_grads, whole_calls = losses_and_gradients(0)
+    split, split_grads, split_calls = losses_and_gradients(120)
+    assert len(whole_calls) == 1 and len(split_calls) > 1
+    assert all(rows * width <= 120 or rows == 1 for rows, width in split_calls)
+    assert split == pytest.approx(whole, abs=1e-5)
+    diffs = [float((a - b).abs().max() / a.abs().max()) for a, b in zip(whole_grads, split_grads) if a is not None]
+    assert max(diffs) < 1e-4
