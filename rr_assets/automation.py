@@ -79,6 +79,7 @@ def build_weekly_refresh(collection_names: list[str]) -> dg.ScheduleDefinition:
 # observed data version of the files); the teacher's cache makes repeated requests free.
 REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 
+
 def build_automation_sensor(running: bool) -> dg.AutomationConditionSensorDefinition:
     """The sensor that evaluates every asset's automation condition, each minute while it runs."""
     return dg.AutomationConditionSensorDefinition(

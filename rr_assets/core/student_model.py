@@ -97,10 +97,10 @@ class Precision:
 
     @property
     def weight_dtype(self) -> torch.dtype:
-        """The frozen weights: bfloat16 on CUDA under bf16 (autocast casts every matmul's weights to
-        bf16 anyway; stored so, they take half the memory and its traffic, and the residual stream
-        runs in bf16 too), float32 otherwise. What trains (LoRA's matrices, fully trained weights)
-        and its optimizer state stay float32."""
+        """The weights that do not train (all of them at inference, a LoRA student's base in
+        training): bfloat16 on CUDA under bf16 (autocast casts every matmul's weights to bf16 anyway;
+        stored so, they take half the memory and its traffic, and the residual stream runs in bf16
+        too), float32 otherwise. What trains, and its optimizer state, stays float32."""
         bf16_weights = self.device.type == "cuda" if self.bf16_weights is None else self.bf16_weights
         return torch.bfloat16 if self.bf16 and bf16_weights else torch.float32
 
