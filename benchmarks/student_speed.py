@@ -2,12 +2,13 @@
 bf16 keeps the ranking quality of float32 on the SciFact dev slice.
 
     .venv/bin/python benchmarks/student_speed.py [--checkpoint DIR] [--pairs 32] [--steps 3] [--dev-queries 30]
-                                                 [--trained-layers 0 9]
+                                                 [--trained-layers 0 9] [--train-token-budgets 0 1024]
 
 Paths: float32 or bf16 autocast, crossed with the full-vocabulary LM head at every position (what
 scoring did before) or only the label rows at the label position (what rr does); with --checkpoint,
 also its LoRA adapter run beside the base weights or merged into them (what rr's scorer does).
-Training is timed for each `--trained-layers` value (student.trained_layers: 0 = every block).
+Training is timed for each `--trained-layers` value (student.trained_layers: 0 = every block) and
+each `--train-token-budgets` value (student.train_token_budget: 0 = one pass per batch).
 Pairs are real SciFact (query, abstract) pairs at the student's document budget (about 300 tokens
 at 200 words).
 The quality row scores the pipeline's SciFact dev slice (the training queries splits.sql sets
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="training steps timed per precision")
     parser.add_argument("--dev-queries", type=int, default=30)
     parser.add_argument("--trained-layers", type=int, nargs="+", default=[0], help="student.trained_layers values timed")
+    parser.add_argument("--train-token-budgets", type=int, nargs="+", default=[0],
+                        help="student.train_token_budget values timed")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -152,15 +155,17 @@ def main() -> None:
     examples += [StudentExample(q, d, queries[q], docs[d], 0, "") for q in sorted(train_qrels)[:8]
                  for d in sorted(docs)[:3]]
     training = []
-    for bf16, trained_layers in ((b, n) for b in (False, True) for n in args.trained_layers):
+    for bf16, trained_layers, budget in ((b, n, t) for b in (False, True) for n in args.trained_layers
+                                         for t in args.train_token_budgets):
         settings = replace(StudentSettings(), epochs=1, group_size=4, batch_groups=2, gradient_accumulation=1,
                            student_doc_words=args.doc_words, generation_weight=0.0, warmup_ratio=0.0,
-                           trained_layers=trained_layers)
+                           trained_layers=trained_layers, train_token_budget=budget)
         precision = Precision(device, bf16)
         trainer = StudentTrainer(base, settings, labels, precision)
         result = trainer.train(examples[: 4 * 2 * args.steps], Path("/tmp/rr-speed") / precision.name)
         steps = max(1, result.optimizer_steps)
-        training.append({"precision": precision.name, "trained_layers": trained_layers, "steps": steps,
+        training.append({"precision": precision.name, "trained_layers": trained_layers, "train_token_budget": budget,
+                         "steps": steps,
                          "seconds_per_step": round(result.seconds / steps, 2),
                          "pairs_per_step": 8, "train_pairs_per_s": round(8 * steps / result.seconds, 2)})
         print(training[-1], flush=True)
@@ -200,10 +205,10 @@ def main() -> None:
     print(f"\n{'precision':<22} {'path':<16} {'pairs/s':>8}")
     for r in rows:
         print(f"{r['precision']:<22} {r['path']:<16} {r['pairs_per_s']:>8}")
-    print(f"\n{'precision':<22} {'trained blocks':>14} {'s/step (8 pairs)':>17} {'train pairs/s':>14}")
+    print(f"\n{'precision':<22} {'trained blocks':>14} {'token budget':>12} {'s/step (8 pairs)':>17} {'train pairs/s':>14}")
     for r in training:
-        blocks = r["trained_layers"] or "all"
-        print(f"{r['precision']:<22} {blocks:>14} {r['seconds_per_step']:>17} {r['train_pairs_per_s']:>14}")
+        blocks, budget = r["trained_layers"] or "all", r["train_token_budget"] or "one pass"
+        print(f"{r['precision']:<22} {blocks:>14} {budget:>12} {r['seconds_per_step']:>17} {r['train_pairs_per_s']:>14}")
     print(f"\n{'precision':<22} {'dev nDCG@10':>12}")
     for r in quality:
         print(f"{r['precision']:<22} {r['dev_nDCG@10']:>12}")
