@@ -114,15 +114,21 @@ def test_a_waiting_run_sleeps_and_sigint_stops_a_run_mid_teacher(tmp_path):
     assert not teacher_pool.claimed_slots and not teacher_pool.pending_steps
 
 
-def test_sigterm_stops_a_run_mid_training(tmp_path):
-    """An imported teacher reaches training in seconds; SIGTERM there ends the run as SIGINT does."""
+def endless_training_config(tmp_path, **sections):
+    """A demo config whose imported teacher reaches training in seconds, and whose training runs on
+    (1,000 epochs) until it is stopped."""
     answers = tmp_path / "answers.jsonl"
     answers.write_text("\n".join(answer_lines()) + "\n")
-    config = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
-                          collections={"demo": {"path": str(PROJECT_ROOT / "resources" / "collections" / "demo"),
-                                                "teacher_answers": [str(answers)]}},
-                          splits={"eval_percent": 0, "dev_percent": 0}, teacher={"prompt_variants": ["imported"]},
-                          student={"epochs": 1000})
+    return write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
+                        collections={"demo": {"path": str(PROJECT_ROOT / "resources" / "collections" / "demo"),
+                                              "teacher_answers": [str(answers)]}},
+                        splits={"eval_percent": 0, "dev_percent": 0}, teacher={"prompt_variants": ["imported"]},
+                        student={"epochs": 1000}, **sections)
+
+
+def test_sigterm_stops_a_run_mid_training(tmp_path):
+    """An imported teacher reaches training in seconds; SIGTERM there ends the run as SIGINT does."""
+    config = endless_training_config(tmp_path)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "RR_HOME": str(tmp_path / "home")}
     rr = RRProcess(config, env)
     try:

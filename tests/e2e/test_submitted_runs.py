@@ -16,9 +16,8 @@ import psutil
 import pytest
 
 from rr_assets.runs import RUN_PID_TAG
-from tests.conftest import PROJECT_ROOT, free_port, wait_for, write_config
-from tests.e2e.test_run_lifecycle import RRProcess, interrupt
-from tests.integration.test_imported_teacher import answer_lines
+from tests.conftest import free_port, wait_for, write_config
+from tests.e2e.test_run_lifecycle import RRProcess, endless_training_config, interrupt
 
 pytestmark = pytest.mark.e2e
 
@@ -71,13 +70,7 @@ def test_sigint_terminates_the_submitted_run_rr_follows(tmp_path):
     has the webserver terminate it: rr exits within seconds, and the run ends CANCELED with its
     student pool slot freed. The deployment's automation sensor starts stopped: running, it would
     launch the same steps as rr's updates make them stale."""
-    answers = tmp_path / "answers.jsonl"
-    answers.write_text("\n".join(answer_lines()) + "\n")
-    config = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
-                          collections={"demo": {"path": str(PROJECT_ROOT / "resources" / "collections" / "demo"),
-                                                "teacher_answers": [str(answers)]}},
-                          splits={"eval_percent": 0, "dev_percent": 0}, teacher={"prompt_variants": ["imported"]},
-                          student={"epochs": 1000}, execution={"automation": False})
+    config = endless_training_config(tmp_path, execution={"automation": False})
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "RR_HOME": str(tmp_path / "home")}
     upstream = subprocess.run([sys.executable, "-m", "rr_assets.cli", "run", "-c", str(config), "--select",
                                "+key:student_checkpoint and not key:student_checkpoint"], env=env, capture_output=True,
