@@ -128,8 +128,8 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, nargs="+", default=[1, 2], help="servers behind one teacher pool")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4], help="concurrency per embedded server")
     parser.add_argument("--replay-latency", type=float, default=1.0, help="seconds each replayed answer takes")
-    parser.add_argument("--replay-levels", type=int, nargs="+", default=[1, 4, 16],
-                        help="concurrency per replay server (0 levels: no replay rows)")
+    parser.add_argument("--replay-levels", type=int, nargs="*", default=[1, 4, 16],
+                        help="concurrency per replay server (none: no replay rows)")
     parser.add_argument("--build", default="portable", help="a name for the installed llama-cpp-python build")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -154,11 +154,10 @@ def main() -> None:
             with replay_servers(count, answers, args.replay_latency) as urls:
                 for level in args.replay_levels:
                     rows.append(measure("replay", urls, level, pairs, Path(tmp) / f"cache-replay-{count}-{level}.duckdb"))
-    for kind in ("embedded", "replay"):
-        first = next((r for r in rows if r["server"] == kind), None)
-        for row in rows:
-            if row["server"] == kind:
-                row["speedup"] = round(row["requests_per_s"] / first["requests_per_s"], 2)
+    first = {}
+    for row in rows:  # against the first row of the same kind of server
+        first.setdefault(row["server"], row["requests_per_s"])
+        row["speedup"] = round(row["requests_per_s"] / first[row["server"]], 2)
     import llama_cpp
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
