@@ -55,7 +55,7 @@ def test_msmarco_dl19_config_trains_on_r2r_selects_on_dev600_and_evaluates_dl19(
 
     config = load_config(RESOURCES_DIR / "configs" / "msmarco-dl19.yaml")
     r2r = config.collection("msmarco-r2r")
-    assert [Path(f).name for f in r2r.teacher_answers] == ["gpt-3.5.jsonl", "gpt-4.jsonl", "r2r-structured.jsonl"]
+    assert [Path(f).name for f in r2r.teacher_answers] == ["gpt-4.jsonl", "r2r-structured.jsonl"]
     assert all(Path(f).parent == SHARED_DATA / "msmarco-r2r" / "teacher" for f in r2r.teacher_answers)
     assert r2r.dev_from == "msmarco-dev600" and config.collection("msmarco-dev600").dev_split == "dev"
     assert config.collection("dl19").trained_on == "msmarco-r2r" and config.teacher.prompt_variants == ("imported",)
