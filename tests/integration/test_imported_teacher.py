@@ -117,11 +117,33 @@ def test_held_out_reasons_never_train_and_are_the_references(imported):
     assert warehouse.query("held_out_reasons", {**WHERE, "held_out_percent": 0, "pairs": 10}).empty
 
 
-def test_a_grounded_variant_on_a_collection_without_qrels_fails_before_any_teacher_call(tmp_path, monkeypatch):
+def unjudged_demo(tmp_path):
+    """The demo collection without its qrels."""
     folder = tmp_path / "unjudged"
     folder.mkdir()
     for name in ("corpus.jsonl", "queries.jsonl"):
         shutil.copy(DEMO_DIR / name, folder / name)
+    return folder
+
+
+def test_imported_answers_without_qrels_pass_the_qrels_check_with_nothing_to_compare(tmp_path, monkeypatch):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("\n".join(answer_lines()) + "\n")
+    path = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
+                        collections={"demo": {"path": str(unjudged_demo(tmp_path)), "eval_split": "",
+                                              "teacher_answers": [str(answers)]}},
+                        teacher={"prompt_variants": ["imported"]})
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    assert materialize(load_config(path), selection='+key:"teacher_judgments"')
+    key = dg.AssetCheckKey(dg.AssetKey("teacher_judgments"), "teacher_agrees_with_qrels")
+    record = dg.DagsterInstance.get().event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    assert record.status.value == "SUCCEEDED"
+    assert record.event.asset_check_evaluation.metadata["pairs"].value == 0
+
+
+def test_a_grounded_variant_on_a_collection_without_qrels_fails_before_any_teacher_call(tmp_path, monkeypatch):
+    folder = unjudged_demo(tmp_path)
     path = write_config(tmp_path / "config.yaml", tmp_path / "home", tmp_path / "mlruns",
                         collections={"demo": {"path": str(folder), "eval_split": ""}},
                         teacher={"base_url": "http://127.0.0.1:9/v1", "prompt_variants": ["grounded"]})
